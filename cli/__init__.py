@@ -1,0 +1,1 @@
+"""The `caratflow` command line: demo, planning, database and emulator commands."""

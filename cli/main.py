@@ -1,0 +1,52 @@
+"""`caratflow <command>`: parse arguments, set up logging and settings, dispatch."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from shared import logs
+from shared.config import ConfigError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from cli import db, demo, plan
+
+    parser = argparse.ArgumentParser(prog="caratflow", description="Diamond-inventory sync and search.")
+    parser.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for module in (demo, plan, db):
+        module.register(commands)
+    emulator = commands.add_parser("emulator", help="run the Nivoda feed emulator standalone", add_help=False)
+    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    emulator.set_defaults(handler=_run_emulator)
+    return parser
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from emulator.__main__ import main as emulator_main
+
+    return emulator_main(args.args) or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_lines=args.json_logs)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"caratflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("caratflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

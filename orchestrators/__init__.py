@@ -1,0 +1,1 @@
+"""Durable orchestrators: deterministic control flow only (no I/O, clocks or randomness)."""

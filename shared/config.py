@@ -1,0 +1,150 @@
+"""caratflow's settings: one `Settings`, read from the environment and `local.settings.json`.
+
+In Azure every setting is an app setting (an environment variable). Locally the same names are read
+from the `Values` object of `local.settings.json` (the Functions convention), with the environment
+taking precedence. Every setting is documented in `local.settings.sample.json`; a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_SETTINGS_ENV = "CARATFLOW_LOCAL_SETTINGS"
+
+
+class ConfigError(Exception):
+    """Start-up stops here: a setting is missing or invalid. The message names every bad setting."""
+
+
+class LocalSettingsSource(PydanticBaseSettingsSource):
+    """The `Values` object of local.settings.json (path from CARATFLOW_LOCAL_SETTINGS, else the project root)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = Path(os.environ.get(LOCAL_SETTINGS_ENV) or PROJECT_ROOT / "local.settings.json")
+        self._values = _read_values(path)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name.upper()), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        known = {name.upper(): name for name in self.settings_cls.model_fields}
+        # Values also carries Functions-host settings (AzureWebJobsStorage, FUNCTIONS_WORKER_RUNTIME...)
+        # that are not ours; those are left to the host, ours are matched case-insensitively.
+        return {known[key.upper()]: value for key, value in self._values.items() if key.upper() in known}
+
+
+def _read_values(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from exc
+    values = document.get("Values", {}) if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: 'Values' must be a JSON object")
+    # The Functions host treats every value as a string; empty means unset.
+    return {key: value for key, value in values.items() if value != ""}
+
+
+class Settings(BaseSettings):
+    """Every knob caratflow reads. Field names are the setting names (upper-cased in the environment)."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    # --- database
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL; unset means the embedded PostgreSQL (pgserver)."
+    )
+    embedded_pg_dir: Path = Field(
+        default=PROJECT_ROOT / ".caratflow" / "pgdata",
+        description="Data folder of the embedded PostgreSQL, kept between runs.",
+    )
+    db_pool_min_size: int = Field(default=1, ge=0, le=100)
+    db_pool_max_size: int = Field(default=10, ge=1, le=200)
+
+    # --- supplier feed (Nivoda)
+    nivoda_endpoint: str = Field(
+        default="http://127.0.0.1:4100/api/diamonds", pattern=r"^https?://", description="GraphQL endpoint URL."
+    )
+    nivoda_username: str = Field(default="caratflow", min_length=1)
+    nivoda_password: SecretStr = Field(default=SecretStr("emulator-password"))
+    nivoda_token_mode: Literal["header", "wrapper"] = Field(
+        default="header", description="Bearer header, or the as(token:) wrapper field."
+    )
+    feed_rate_limit_per_second: float = Field(
+        default=25.0, gt=0, le=1000, description="One outbound request budget shared by every fetcher and process."
+    )
+    feed_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
+    feed_max_attempts: int = Field(default=6, ge=1, le=50)
+    feed_backoff_base_seconds: float = Field(default=1.0, ge=0, le=60)
+    feed_backoff_max_seconds: float = Field(default=20.0, ge=0, le=600)
+    feed_token_refresh_margin_seconds: int = Field(default=300, ge=0, le=6 * 3600)
+    feed_token_ttl_seconds: int = Field(
+        default=6 * 3600, ge=60, description="Assumed token lifetime (the feed does not say; Nivoda's FAQ: 6 h)."
+    )
+    feed_page_size: int = Field(default=50, ge=1, le=50, description="Items per page; the feed allows at most 50.")
+
+    # --- planning
+    plan_target_partition_size: int = Field(default=5000, ge=1)
+    plan_max_partitions: int = Field(default=200, ge=1, le=10_000)
+    scan_store: Literal["local", "blob"] = Field(default="local")
+    scan_store_dir: Path = Field(default=PROJECT_ROOT / ".caratflow" / "scans")
+    scan_blob_container: str = Field(default="caratflow-scans", pattern=r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")
+    scan_blob_connection_string: SecretStr | None = Field(
+        default=None, description="Blob connection string (Azurite locally); else scan_blob_account_url."
+    )
+    scan_blob_account_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Blob account URL reached with managed identity."
+    )
+    scan_max_age_hours: float = Field(default=24.0, gt=0, description="Incremental runs reuse a scan this fresh.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("db_pool_min_size must not exceed db_pool_max_size")
+        if self.feed_backoff_base_seconds > self.feed_backoff_max_seconds:
+            raise ValueError("feed_backoff_base_seconds must not exceed feed_backoff_max_seconds")
+        if self.scan_store == "blob" and not (self.scan_blob_connection_string or self.scan_blob_account_url):
+            raise ValueError("scan_store=blob needs scan_blob_connection_string or scan_blob_account_url")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, LocalSettingsSource(settings_cls)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise ConfigError naming each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            problems.append(f"  {name}: {error['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

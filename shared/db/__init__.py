@@ -1,0 +1,1 @@
+"""PostgreSQL access: where the database is, the connection pool, and the migrations."""

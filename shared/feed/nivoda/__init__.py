@@ -1,0 +1,1 @@
+"""Nivoda's GraphQL diamond feed: queries, item validation, and the HTTP client."""
