@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     nivoda_endpoint: str = Field(
         default="http://127.0.0.1:4100/api/diamonds", pattern=r"^https?://", description="GraphQL endpoint URL."
     )
-    nivoda_username: str = Field(default="caratflow", min_length=1)
+    nivoda_username: str = Field(default="emulator@caratflow.test", min_length=1)
     nivoda_password: SecretStr = Field(default=SecretStr("emulator-password"))
     nivoda_token_mode: Literal["header", "wrapper"] = Field(
         default="header", description="Bearer header, or the as(token:) wrapper field."

@@ -92,4 +92,4 @@ def test_sample_values_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path = tmp_path / "local.settings.json"
     path.write_text(SAMPLE.read_text())
     monkeypatch.setenv("CARATFLOW_LOCAL_SETTINGS", str(path))
-    assert load_settings().nivoda_username == "caratflow"
+    assert load_settings().nivoda_username == "emulator@caratflow.test"
