@@ -6,6 +6,7 @@ talks to); tests/test_planner_feed.py runs the same planner against the emulator
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -52,7 +53,7 @@ def assert_tiles(partitions: list[Partition]) -> None:
     """Partitions cover [0, inf) in order with no gap and no overlap."""
     assert partitions[0].dpc_from == 0
     assert partitions[-1].dpc_to is None
-    for before, after in zip(partitions, partitions[1:], strict=False):
+    for before, after in itertools.pairwise(partitions):
         assert before.dpc_to == after.dpc_from
     assert [p.partition_no for p in partitions] == list(range(len(partitions)))
 
@@ -138,7 +139,9 @@ def test_full_plan_stores_its_scan_and_incremental_reuses_it(tmp_path) -> None:
     updated = [NOW - timedelta(days=2)] * 2900 + [NOW - timedelta(minutes=5)] * 100
     store = LocalScanStore(tmp_path)
     full = plan_full(spec, ListSource(dpcs, spec.name), store, target_size=500, max_partitions=50, now=NOW)
-    assert full.kind == "full" and full.expected_total == 3000 and not full.scan_reused
+    assert full.kind == "full"
+    assert full.expected_total == 3000
+    assert not full.scan_reused
     assert store.load(spec.name) is not None
 
     source = ListSource(dpcs, spec.name, updated)

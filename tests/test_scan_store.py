@@ -52,5 +52,5 @@ def test_blob_store_treats_a_damaged_blob_as_missing(azurite: str) -> None:
 def test_blob_store_needs_a_way_in() -> None:
     from shared.config import ConfigError
 
-    with pytest.raises(ConfigError, match="SCAN_BLOB|scan_blob"):
+    with pytest.raises(ConfigError, match=r"SCAN_BLOB|scan_blob"):
         load_settings(scan_store="blob")
