@@ -1,0 +1,95 @@
+"""The shared request budget: one rate across threads and processes, kept in PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from shared.feed.budget import PostgresRequestBudget
+
+
+def window_max(stamps: list[float], window: float = 1.0) -> int:
+    """Most events inside any window of `window` seconds."""
+    stamps = sorted(stamps)
+    best, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def grant_times(url: str, rate: float, threads: int, per_thread: int) -> list[float]:
+    stamps: list[float] = []
+    lock = threading.Lock()
+    with ConnectionPool(url, min_size=1, max_size=threads, open=True) as pool:
+        budget = PostgresRequestBudget(pool, "test-budget", rate)
+
+        def work() -> None:
+            for _ in range(per_thread):
+                budget.acquire()
+                with lock:
+                    stamps.append(time.time())
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    return stamps
+
+
+def _in_process(url: str, rate: float, threads: int, per_thread: int, out) -> None:
+    out.put(grant_times(url, rate, threads, per_thread))
+
+
+def assert_within(stamps: list[float], rate: float) -> None:
+    span = max(stamps) - min(stamps)
+    measured = (len(stamps) - 1) / span
+    assert measured <= rate * 1.01, f"{measured:.2f} req/s over a budget of {rate}"
+    assert window_max(stamps) <= rate + 1
+
+
+def test_threads_share_one_budget(database_url: str) -> None:
+    stamps = grant_times(database_url, rate=40, threads=8, per_thread=10)
+    assert len(stamps) == 80
+    assert_within(stamps, 40)
+    # The budget is used, not just respected: 80 grants at 40/s take about two seconds.
+    assert max(stamps) - min(stamps) == pytest.approx(79 / 40, rel=0.15)
+
+
+def test_two_processes_share_one_budget(database_url: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    workers = [context.Process(target=_in_process, args=(database_url, 30, 4, 12, out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    stamps = [stamp for _ in workers for stamp in out.get(timeout=60)]
+    for worker in workers:
+        worker.join(10)
+    assert len(stamps) == 96
+    assert_within(stamps, 30)
+
+
+def test_budget_rejects_a_nonsense_rate(database_url: str) -> None:
+    with ConnectionPool(database_url, min_size=1, max_size=1) as pool, pytest.raises(ValueError, match="positive"):
+        PostgresRequestBudget(pool, "x", 0)
+
+
+def test_idle_budget_does_not_bank_a_burst(database_url: str) -> None:
+    # After a quiet spell the next requests are still spaced: unused slots are not saved up.
+    with ConnectionPool(database_url, min_size=1, max_size=2) as pool:
+        budget = PostgresRequestBudget(pool, "idle", 10)
+        budget.acquire()
+        time.sleep(0.5)
+        started = time.monotonic()
+        for _ in range(4):
+            budget.acquire()
+        assert time.monotonic() - started >= 0.29
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM rate_budgets WHERE budget = 'idle'").fetchone() == (1,)
