@@ -1,0 +1,97 @@
+"""A durable-client-like interface to the local host: start, status, list, terminate, wait."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from local_host import store
+from local_host.store import InstanceExists, InstanceNotFound
+
+__all__ = ["InstanceExists", "InstanceNotFound", "InstanceStatus", "LocalDurableClient"]
+
+FINISHED = ("Completed", "Failed", "Terminated")
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """The fields of DurableOrchestrationStatus that callers use, decoded from JSON."""
+
+    instance_id: str
+    name: str
+    runtime_status: str
+    input: Any
+    output: Any
+    custom_status: Any
+    error: str | None
+    parent_instance_id: str | None
+    created_time: datetime
+    last_updated_time: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> InstanceStatus:
+        return cls(
+            instance_id=row["instance_id"],
+            name=row["name"],
+            runtime_status=row["status"],
+            input=_decode(row["input"]),
+            output=_decode(row["output"]),
+            custom_status=_decode(row["custom_status"]),
+            error=row["error"],
+            parent_instance_id=row["parent_instance_id"],
+            created_time=row["created_at"],
+            last_updated_time=row["updated_at"],
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.runtime_status in FINISHED
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class LocalDurableClient:
+    def __init__(self, pool: ConnectionPool, on_change: Any = None) -> None:
+        self.pool = pool
+        self._on_change = on_change  # wakes an in-process host so it need not wait for its next poll
+
+    def start_new(self, name: str, instance_id: str | None = None, client_input: Any = None) -> str:
+        """Start an orchestration; raise InstanceExists if that id is pending or running."""
+        instance_id = instance_id or uuid.uuid4().hex
+        with self.pool.connection() as conn, conn.transaction():
+            store.create_instance(conn, name, instance_id, json.dumps(client_input), datetime.now(UTC))
+        if self._on_change:
+            self._on_change()
+        return instance_id
+
+    def get_status(self, instance_id: str) -> InstanceStatus:
+        with self.pool.connection() as conn:
+            return InstanceStatus.from_row(store.instance_row(conn, instance_id))
+
+    def list_instances(self, statuses: list[str] | None = None, limit: int = 100) -> list[InstanceStatus]:
+        with self.pool.connection() as conn:
+            return [InstanceStatus.from_row(row) for row in store.instance_rows(conn, statuses, limit)]
+
+    def terminate(self, instance_id: str, reason: str) -> list[str]:
+        """Terminate an instance and its running sub-orchestrations; return what was terminated."""
+        with self.pool.connection() as conn, conn.transaction():
+            store.instance_row(conn, instance_id)  # raises InstanceNotFound
+            return store.terminate(conn, instance_id, reason, datetime.now(UTC))
+
+    def wait_for_completion(self, instance_id: str, timeout: float, poll: float = 0.1) -> InstanceStatus:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.get_status(instance_id)
+            if status.is_finished:
+                return status
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{instance_id} still {status.runtime_status} after {timeout} s")
+            time.sleep(poll)
