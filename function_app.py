@@ -2,7 +2,10 @@
 
 import azure.durable_functions as df
 
-from activities.plan import bp as plan_bp
+from activities.sync import bp as sync_activities_bp
+from orchestrators.sync_run import bp as sync_orchestrators_bp
+from orchestrators.triggers import bp as triggers_bp
 
 app = df.DFApp()
-app.register_functions(plan_bp)
+for blueprint in (sync_activities_bp, sync_orchestrators_bp, triggers_bp):
+    app.register_functions(blueprint)

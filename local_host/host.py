@@ -42,13 +42,23 @@ class Functions:
     @classmethod
     def from_app(cls, app: Any) -> Functions:
         orchestrators, activities = {}, {}
-        for function in app.get_functions():
+        for function in indexed(app):
             trigger = function.get_trigger()
             if trigger.type == "orchestrationTrigger":
                 orchestrators[function.get_function_name()] = function.get_user_function()
             elif trigger.type == "activityTrigger":
                 activities[function.get_function_name()] = function.get_user_function()
         return cls(orchestrators, activities)
+
+
+_INDEXED: dict[int, list[Any]] = {}
+
+
+def indexed(app: Any) -> list[Any]:
+    """`app.get_functions()`, once per app: a second call refuses the app's own names as duplicates."""
+    if id(app) not in _INDEXED:
+        _INDEXED[id(app)] = app.get_functions()
+    return _INDEXED[id(app)]
 
 
 def _now() -> datetime:

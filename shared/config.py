@@ -110,6 +110,21 @@ class Settings(BaseSettings):
     )
     scan_max_age_hours: float = Field(default=24.0, gt=0, description="Incremental runs reuse a scan this fresh.")
 
+    # --- sync runs
+    sync_batch_size: int = Field(default=50, ge=1, le=500, description="Partitions per fetch sub-orchestration.")
+    sync_min_success_share: float = Field(
+        default=0.9, ge=0, le=1, description="Consolidate when at least this share of partitions was fetched."
+    )
+    sync_max_pages_per_partition: int = Field(default=5000, ge=1)
+    sync_consolidators: int = Field(default=2, ge=1, le=32, description="Consolidation workers per run.")
+    sync_consolidation_batch: int = Field(default=2000, ge=1, le=50_000)
+    sync_consolidation_lease_seconds: float = Field(default=10, gt=0, le=600)
+    sync_consolidation_slice_seconds: float = Field(
+        default=120, gt=0, description="A consolidation activity returns after this long; the orchestrator calls again."
+    )
+    sync_fetch_attempts: int = Field(default=4, ge=1, le=20, description="Durable retries of a partition fetch.")
+    sync_fetch_retry_first_seconds: float = Field(default=30, gt=0)
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:

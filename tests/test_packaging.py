@@ -25,10 +25,47 @@ def test_requirements_txt_matches_pyproject() -> None:
     assert _normalised(lines) == declared
 
 
-def test_function_app_indexes_plan_activity() -> None:
-    import function_app
+EXPECTED_FUNCTIONS = {
+    # activities
+    "start_run": {"activityTrigger"},
+    "reopen_run": {"activityTrigger"},
+    "plan_run": {"activityTrigger"},
+    "fetch_partition": {"activityTrigger"},
+    "dead_letter_partition": {"activityTrigger"},
+    "consolidate_feed": {"activityTrigger"},
+    "finalize_run": {"activityTrigger"},
+    "fail_run": {"activityTrigger"},
+    # orchestrators
+    "sync_run": {"orchestrationTrigger"},
+    "sync_replay": {"orchestrationTrigger"},
+    "sync_fetch_batch": {"orchestrationTrigger"},
+    "sync_fetch_partition": {"orchestrationTrigger"},
+    # one full and one incremental timer per feed, each starting runs through the durable client
+    "timer_full_nivoda_natural": {"timerTrigger", "durableClient"},
+    "timer_incremental_nivoda_natural": {"timerTrigger", "durableClient"},
+    "timer_full_nivoda_labgrown": {"timerTrigger", "durableClient"},
+    "timer_incremental_nivoda_labgrown": {"timerTrigger", "durableClient"},
+}
 
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
-    assert "plan_feed" in functions
-    bindings = functions["plan_feed"].get_bindings()
-    assert [(b.type, b.name) for b in bindings] == [("activityTrigger", "request")]
+
+def test_function_app_indexes_every_function() -> None:
+    import function_app
+    from local_host.host import indexed
+
+    functions = {f.get_function_name(): f for f in indexed(function_app.app)}
+    assert {name: {b.type for b in f.get_bindings()} for name, f in functions.items()} == EXPECTED_FUNCTIONS
+    timer = next(b for b in functions["timer_full_nivoda_natural"].get_bindings() if b.type == "timerTrigger")
+    assert timer.schedule == "%SYNC_SCHEDULE_FULL_NIVODA_NATURAL%"
+
+
+def test_every_timer_schedule_setting_is_documented() -> None:
+    import json
+
+    from orchestrators.triggers import schedule_setting
+    from shared.feed.registry import FEEDS
+
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())
+    for feed in FEEDS:
+        for kind in ("full", "incremental"):
+            assert schedule_setting(feed, kind) in sample["Values"]
+            assert schedule_setting(feed, kind) in sample["Docs"]

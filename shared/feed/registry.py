@@ -36,6 +36,7 @@ class ScanParams:
 class FeedSpec:
     name: str
     supplier: str  # one request budget per supplier: its feeds share one API
+    lab_grown: bool  # what a stone of this feed is when its payload does not say
     scan: ScanParams
     open_source: Callable[[Settings, ConnectionPool], FeedSource]
 
@@ -54,10 +55,18 @@ FEEDS: dict[str, FeedSpec] = {
     spec.name: spec
     for spec in (
         FeedSpec(
-            "nivoda-natural", "nivoda", ScanParams(dense_max_dpc=5000, dense_step=50), _nivoda("nivoda-natural", False)
+            "nivoda-natural",
+            "nivoda",
+            lab_grown=False,
+            scan=ScanParams(dense_max_dpc=5000, dense_step=50),
+            open_source=_nivoda("nivoda-natural", False),
         ),
         FeedSpec(
-            "nivoda-labgrown", "nivoda", ScanParams(dense_max_dpc=1000, dense_step=10), _nivoda("nivoda-labgrown", True)
+            "nivoda-labgrown",
+            "nivoda",
+            lab_grown=True,
+            scan=ScanParams(dense_max_dpc=1000, dense_step=10),
+            open_source=_nivoda("nivoda-labgrown", True),
         ),
     )
 }

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from shared.feed.registry import FeedSpec
+from shared.feed.registry import FeedSpec, ScanParams
 from shared.feed.source import FeedSource, PriceBand
 from shared.planning.partitions import Partition, balance, group, partition_count
 from shared.planning.scan import Scan, density_scan
 from shared.planning.store import ScanStore
 
 log = logging.getLogger(__name__)
+
+BANDS_PER_PARTITION = 5
 
 
 class Plan(BaseModel):
@@ -36,7 +39,7 @@ def plan_full(
     spec: FeedSpec, source: FeedSource, store: ScanStore, *, target_size: int, max_partitions: int, now: datetime
 ) -> Plan:
     """Scan the whole feed, keep the scan, and split it into balanced partitions."""
-    scan = density_scan(source, spec.scan, now=now)
+    scan = density_scan(source, scan_params(spec, target_size), now=now)
     where = store.save(scan)
     log.info("scan stored", extra={"feed": spec.name, "where": where})
     parts = partition_count(scan.total, target_size=target_size, max_partitions=max_partitions)
@@ -63,7 +66,7 @@ def plan_incremental(
     now: datetime,
 ) -> Plan:
     """Stones updated since `updated_from`, cut along the cached scan's density (one count query)."""
-    scan, reused = _cached_or_fresh(spec, source, store, scan_max_age=scan_max_age, now=now)
+    scan, reused = _cached_or_fresh(spec, source, store, target_size=target_size, scan_max_age=scan_max_age, now=now)
     changed = source.count(PriceBand(0, None), updated_from)
     parts = partition_count(changed, target_size=target_size, max_partitions=max_partitions)
     partitions = _rescaled(group(scan.bands, parts), changed)
@@ -79,14 +82,24 @@ def plan_incremental(
     )
 
 
+def scan_params(spec: FeedSpec, target_size: int) -> ScanParams:
+    """The feed's scan parameters, with bands fine enough to cut partitions of `target_size` evenly.
+
+    Partitions can only be cut at band edges, so a band should hold a small share of a partition:
+    at most a fifth, which keeps the largest partition within ~20% of the mean where prices allow.
+    """
+    band_target = min(spec.scan.band_target, max(1, target_size // BANDS_PER_PARTITION))
+    return replace(spec.scan, band_target=band_target)
+
+
 def _cached_or_fresh(
-    spec: FeedSpec, source: FeedSource, store: ScanStore, *, scan_max_age: timedelta, now: datetime
+    spec: FeedSpec, source: FeedSource, store: ScanStore, *, target_size: int, scan_max_age: timedelta, now: datetime
 ) -> tuple[Scan, bool]:
     scan = store.load(spec.name)
     if scan is not None and now - scan.scanned_at <= scan_max_age:
         return scan, True
     log.info("no fresh cached scan; scanning", extra={"feed": spec.name, "cached": scan is not None})
-    scan = density_scan(source, spec.scan, now=now)
+    scan = density_scan(source, scan_params(spec, target_size), now=now)
     store.save(scan)
     return scan, False
 

@@ -1,0 +1,173 @@
+"""The sync's activities: thin adapters from durable inputs (ids, small descriptors) to shared/sync.
+
+Inputs and outputs are small JSON objects; the data itself moves between the feed and PostgreSQL
+inside the activities, never through orchestration history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import azure.durable_functions as df
+
+from activities import deps
+from shared.feed.registry import get_feed
+from shared.planning.plan import plan_full, plan_incremental
+from shared.sync import fetch, runs
+from shared.sync.consolidate import consolidate
+from shared.sync.finalize import finalize_run as finalize
+
+bp = df.Blueprint()
+
+
+@bp.activity_trigger(input_name="request")
+def start_run(request: dict) -> dict:
+    """Create the run row (idempotent by run_id); hand the orchestrator its policy from the settings."""
+    get_feed(request["feed"])  # an unknown feed fails here, loudly, before anything is written
+    with deps.pool().connection() as conn:
+        try:
+            run = runs.create_run(
+                conn,
+                run_id=uuid.UUID(request["run_id"]),
+                feed=request["feed"],
+                kind=request["kind"],
+                trigger=request["trigger"],
+                instance_id=request.get("instance_id"),
+                as_of=datetime.fromisoformat(request["as_of"]),
+            )
+        except runs.RunAlreadyActive as exc:
+            return {"skipped": str(exc)}
+    return _descriptor(run)
+
+
+@bp.activity_trigger(input_name="request")
+def reopen_run(request: dict) -> dict:
+    """Reopen a run for a dead-letter replay; the partitions to fetch again come back with it."""
+    run_id = uuid.UUID(request["run_id"])
+    with deps.pool().connection() as conn:
+        run = runs.get_run(conn, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        numbers = runs.reopen_for_replay(conn, run_id)
+    return {**_descriptor(run), "partitions": numbers}
+
+
+def _descriptor(run: runs.Run) -> dict:
+    """What an orchestrator needs to drive a run: its identity and the policy from the settings."""
+    settings = deps.settings()
+    return {
+        "run_id": str(run.run_id),
+        "feed": run.feed,
+        "kind": run.kind,
+        "policy": {
+            "batch_size": settings.sync_batch_size,
+            "min_success_share": settings.sync_min_success_share,
+            "consolidators": settings.sync_consolidators,
+            "fetch_attempts": settings.sync_fetch_attempts,
+            "fetch_retry_first_ms": int(settings.sync_fetch_retry_first_seconds * 1000),
+        },
+    }
+
+
+@bp.activity_trigger(input_name="request")
+def plan_run(request: dict) -> dict:
+    """Plan the run's partitions (once) and return their numbers."""
+    settings = deps.settings()
+    run_id = uuid.UUID(request["run_id"])
+    with deps.pool().connection() as conn:
+        run = runs.get_run(conn, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        existing = runs.partition_numbers(conn, run_id)
+    if existing:
+        return {"partitions": existing}
+    spec = get_feed(run.feed)
+    source = spec.open_source(settings, deps.pool())
+    sizes = {"target_size": settings.plan_target_partition_size, "max_partitions": settings.plan_max_partitions}
+    now = run.as_of or datetime.now(UTC)
+    if run.kind == "full":
+        plan = plan_full(spec, source, deps.scan_store(), now=now, **sizes)
+    else:
+        assert run.updated_from is not None
+        plan = plan_incremental(
+            spec,
+            source,
+            deps.scan_store(),
+            updated_from=run.updated_from,
+            scan_max_age=timedelta(hours=settings.scan_max_age_hours),
+            now=now,
+            **sizes,
+        )
+    summary = {
+        "expected_total": plan.expected_total,
+        "count_queries": plan.count_queries,
+        "scan_reused": plan.scan_reused,
+        "balance": round(plan.balance, 3),
+    }
+    with deps.pool().connection() as conn:
+        runs.save_plan(conn, run_id, plan.partitions, summary)
+        return {"partitions": runs.partition_numbers(conn, run_id), **summary}
+
+
+@bp.activity_trigger(input_name="request")
+def fetch_partition(request: dict) -> dict:
+    """Fetch one partition from its checkpoint; raises on failure so the durable retry applies."""
+    settings = deps.settings()
+    run_id = uuid.UUID(request["run_id"])
+    with deps.pool().connection() as conn:
+        run = runs.get_run(conn, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    source = get_feed(run.feed).open_source(settings, deps.pool())
+    result = fetch.fetch_partition(
+        deps.pool(),
+        source,
+        run_id,
+        request["partition_no"],
+        page_size=settings.feed_page_size,
+        max_pages=settings.sync_max_pages_per_partition,
+    )
+    return result.__dict__
+
+
+@bp.activity_trigger(input_name="request")
+def dead_letter_partition(request: dict) -> dict:
+    with deps.pool().connection() as conn:
+        fetch.record_failure(conn, uuid.UUID(request["run_id"]), request["partition_no"], request["error"])
+    return {"partition_no": request["partition_no"], "status": "dead_lettered"}
+
+
+@bp.activity_trigger(input_name="request")
+def consolidate_feed(request: dict) -> dict:
+    """Work the feed's consolidation backlog for one time slice."""
+    settings = deps.settings()
+    with deps.pool().connection() as conn:
+        runs.set_status(conn, uuid.UUID(request["run_id"]), "consolidating")
+    spec = get_feed(request["feed"])
+    # A fresh worker id per execution: a duplicated activity never shares claims with its twin.
+    worker = f"{request['worker']}-{uuid.uuid4().hex[:8]}"
+    result = consolidate(
+        deps.pool(),
+        spec.name,
+        worker=worker,
+        lab_grown_default=spec.lab_grown,
+        batch_size=settings.sync_consolidation_batch,
+        lease=timedelta(seconds=settings.sync_consolidation_lease_seconds),
+        max_seconds=settings.sync_consolidation_slice_seconds,
+    )
+    return result.as_dict()
+
+
+@bp.activity_trigger(input_name="request")
+def finalize_run(request: dict) -> dict:
+    with deps.pool().connection() as conn:
+        runs.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
+        return finalize(conn, uuid.UUID(request["run_id"]), request.get("consolidation") or {})
+
+
+@bp.activity_trigger(input_name="request")
+def fail_run(request: dict) -> dict:
+    with deps.pool().connection() as conn:
+        runs.set_status(conn, uuid.UUID(request["run_id"]), "failed", error=request["error"])
+    return {"run_id": request["run_id"], "status": "failed", "error": request["error"]}

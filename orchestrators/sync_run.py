@@ -1,0 +1,163 @@
+"""The sync orchestrations: plan -> fan out partition fetches -> consolidate -> finalize.
+
+Deterministic control flow only: ids, clocks and settings come from the context or from activity
+results (which history records), never from the environment. The fan-out is two levels deep so no
+history grows with the inventory: `sync_run` starts one `sync_fetch_batch` per batch of partitions,
+each batch starts one `sync_fetch_partition` per partition, and that one calls the `fetch_partition`
+activity with retries and turns a final failure into a dead letter instead of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrators.retry import BackoffRetryOptions
+
+bp = df.Blueprint()
+
+QUICK_RETRY = BackoffRetryOptions(first_retry_interval_ms=2000, max_attempts=3, backoff_coefficient=2)
+
+
+def sync_instance_id(feed: str) -> str:
+    """One orchestration instance id per feed: a second start while one runs is refused (singleton)."""
+    return f"sync-{feed}"
+
+
+@bp.orchestration_trigger(context_name="context")
+def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """One run of one feed. Input: {feed, kind, trigger, run_id}."""
+    request = context.get_input()
+    run = yield context.call_activity(
+        "start_run", {**request, "instance_id": context.instance_id, "as_of": context.current_utc_datetime.isoformat()}
+    )
+    if "skipped" in run:
+        return run
+    plan = yield context.call_activity_with_retry("plan_run", QUICK_RETRY, {"run_id": run["run_id"]})
+    return (yield from fetch_consolidate_finalize(context, run, plan["partitions"]))
+
+
+@bp.orchestration_trigger(context_name="context")
+def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """Replay a run's dead-lettered partitions into the same run. Input: {run_id}."""
+    request = context.get_input()
+    reopened = yield context.call_activity("reopen_run", {"run_id": request["run_id"]})
+    if not reopened["partitions"]:
+        return reopened
+    return (yield from fetch_consolidate_finalize(context, reopened, reopened["partitions"]))
+
+
+def fetch_consolidate_finalize(
+    context: df.DurableOrchestrationContext, run: dict, partitions: list[int]
+) -> Generator[Any, Any, dict]:
+    policy = run["policy"]
+    progress = {
+        "run_id": run["run_id"],
+        "feed": run["feed"],
+        "stage": "fetching",
+        "partitions": len(partitions),
+        "fetched": 0,
+        "failed": 0,
+        "stones": 0,
+    }
+    context.set_custom_status(progress)
+    size = policy["batch_size"]
+    batches = [partitions[i : i + size] for i in range(0, len(partitions), size)]
+    pending = [
+        context.call_sub_orchestrator(
+            "sync_fetch_batch", {"run_id": run["run_id"], "partitions": batch, "policy": policy}
+        )
+        for batch in batches
+    ]
+    while pending:
+        finished = yield context.task_any(pending)
+        pending.remove(finished)
+        for outcome in finished.result:
+            if outcome["status"] == "fetched":
+                progress["fetched"] += 1
+                progress["stones"] += outcome["rows_fetched"]
+            else:
+                progress["failed"] += 1
+        context.set_custom_status(progress)
+
+    if partitions and progress["fetched"] / len(partitions) < policy["min_success_share"]:
+        context.set_custom_status({**progress, "stage": "failed"})
+        return (
+            yield context.call_activity(
+                "fail_run",
+                {
+                    "run_id": run["run_id"],
+                    "error": f"only {progress['fetched']} of {len(partitions)} partitions fetched; "
+                    f"the policy needs {policy['min_success_share']:.0%}",
+                },
+            )
+        )
+
+    context.set_custom_status({**progress, "stage": "consolidating"})
+    consolidation = yield from _consolidate(context, run, policy)
+    context.set_custom_status({**progress, "stage": "finalizing"})
+    summary = yield context.call_activity_with_retry(
+        "finalize_run", QUICK_RETRY, {"run_id": run["run_id"], "consolidation": consolidation}
+    )
+    context.set_custom_status({**progress, "stage": summary["status"]})
+    return summary
+
+
+def _consolidate(context: df.DurableOrchestrationContext, run: dict, policy: dict) -> Generator[Any, Any, dict]:
+    """Fan out consolidators until the backlog is empty; each returns after a time slice."""
+    totals: dict[str, int] = {}
+    round_no = 0
+    while True:
+        workers = [
+            context.call_activity_with_retry(
+                "consolidate_feed",
+                QUICK_RETRY,
+                {"run_id": run["run_id"], "feed": run["feed"], "worker": f"{run['run_id'][:8]}-r{round_no}-w{i}"},
+            )
+            for i in range(policy["consolidators"])
+        ]
+        results = yield context.task_all(workers)
+        for result in results:
+            for key, value in result.items():
+                if isinstance(value, int) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
+        if not any(result["more"] for result in results):
+            return totals
+        round_no += 1
+
+
+@bp.orchestration_trigger(context_name="context")
+def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list]:
+    """Fetch a batch of partitions in parallel. Never fails: failed partitions come back as such."""
+    request = context.get_input()
+    return (
+        yield context.task_all(
+            [
+                context.call_sub_orchestrator(
+                    "sync_fetch_partition",
+                    {"run_id": request["run_id"], "partition_no": number, "policy": request["policy"]},
+                )
+                for number in request["partitions"]
+            ]
+        )
+    )
+
+
+@bp.orchestration_trigger(context_name="context")
+def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """Fetch one partition with durable retries; after the last attempt it becomes a dead letter."""
+    request = context.get_input()
+    policy = request["policy"]
+    retry = BackoffRetryOptions(
+        first_retry_interval_ms=policy["fetch_retry_first_ms"],
+        max_attempts=policy["fetch_attempts"],
+        backoff_coefficient=2,
+    )
+    target = {"run_id": request["run_id"], "partition_no": request["partition_no"]}
+    try:
+        return (yield context.call_activity_with_retry("fetch_partition", retry, target))
+    except Exception as failure:  # noqa: BLE001 - the SDK raises plain Exception for a failed activity
+        yield context.call_activity("dead_letter_partition", {**target, "error": str(failure)[:2000]})
+        return {"partition_no": request["partition_no"], "status": "dead_lettered", "rows_fetched": 0}

@@ -1,0 +1,1 @@
+"""The canonical diamond catalogue: grade vocabularies, mapping raw payloads, storing priced rows."""

@@ -1,0 +1,1 @@
+"""One sync run of a feed: bookkeeping, fetching partitions, consolidating, finalizing."""

@@ -1,0 +1,107 @@
+"""Finalizing a run: delist what a complete full run did not see, relist what came back, advance the
+watermark and the dataset version, write the summary. Safe to run again for the same run."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from shared.sync.runs import get_run
+
+_PARTITION_TOTALS = """
+SELECT count(*) AS partitions,
+       count(*) FILTER (WHERE status = 'fetched') AS fetched_partitions,
+       count(*) FILTER (WHERE status IN ('failed', 'dead_lettered')) AS failed_partitions,
+       coalesce(sum(rows_fetched), 0)::int AS fetched,
+       coalesce(sum(rows_new), 0)::int AS new,
+       coalesce(sum(rows_changed), 0)::int AS changed,
+       coalesce(sum(rows_rejected), 0)::int AS rejected,
+       coalesce(sum(pages), 0)::int AS pages
+FROM partitions WHERE run_id = %s
+"""
+
+# A stone is delisted when this (complete, full) run did not see it; soft delete with a timestamp.
+_DELIST = """
+UPDATE diamonds d SET delisted_at = now(), updated_at = now()
+FROM raw_stones r
+WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
+  AND r.last_seen_run_id <> %(run)s AND d.delisted_at IS NULL
+"""
+
+# A delisted stone that this run saw again is listed again, even when its payload did not change
+# (a changed payload is relisted by consolidation already).
+_RELIST = """
+UPDATE diamonds d SET delisted_at = NULL, listed_at = now(), updated_at = now(), last_seen_run_id = %(run)s
+FROM raw_stones r
+WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
+  AND r.last_seen_run_id = %(run)s AND d.delisted_at IS NOT NULL
+  AND r.consolidated_hash = r.payload_hash
+"""
+
+
+def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dict[str, Any]) -> dict[str, Any]:
+    """Close the run and return its summary. The catalogue is only pruned after a complete full run."""
+    run = get_run(conn, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    with conn.transaction():
+        with conn.cursor(row_factory=dict_row) as cur:
+            totals = cur.execute(_PARTITION_TOTALS, (run_id,)).fetchone()
+            timing = cur.execute(
+                "SELECT started_at, now() AS finished_at, summary FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
+            ).fetchone()
+        if timing["summary"] is not None:
+            return timing["summary"]  # finalized already: the same summary again
+        complete = totals["partitions"] > 0 and totals["fetched_partitions"] == totals["partitions"]
+        params = {"feed": run.feed, "run": run_id}
+        delisted = conn.execute(_DELIST, params).rowcount if complete and run.kind == "full" else 0
+        relisted = conn.execute(_RELIST, params).rowcount
+        if complete:
+            conn.execute(
+                """INSERT INTO feed_state (feed, watermark, last_full_run_id) VALUES (%(feed)s, %(as_of)s,
+                       CASE WHEN %(full)s THEN %(run)s::uuid END)
+                   ON CONFLICT (feed) DO UPDATE SET watermark = greatest(feed_state.watermark, EXCLUDED.watermark),
+                       last_full_run_id = coalesce(EXCLUDED.last_full_run_id, feed_state.last_full_run_id),
+                       updated_at = now()""",
+                {**params, "as_of": run.as_of, "full": run.kind == "full"},
+            )
+        conn.execute(
+            """UPDATE dead_letters d SET status = 'replayed', resolved_at = now()
+               FROM partitions p
+               WHERE d.run_id = %(run)s AND d.status = 'replaying' AND p.run_id = d.run_id
+                 AND p.partition_no = d.partition_no AND p.status = 'fetched'""",
+            params,
+        )
+        changed_catalogue = consolidation.get("catalogued", 0) or delisted or relisted
+        if changed_catalogue:
+            conn.execute("UPDATE dataset_version SET version = version + 1, changed_at = now()")
+        seconds = max((timing["finished_at"] - timing["started_at"]).total_seconds(), 0.001)
+        summary = {
+            "run_id": str(run_id),
+            "feed": run.feed,
+            "kind": run.kind,
+            "status": "succeeded" if complete else "partially_succeeded",
+            "partitions": totals["partitions"],
+            "failed_partitions": totals["failed_partitions"],
+            "pages": totals["pages"],
+            "fetched": totals["fetched"],
+            "new": totals["new"],
+            "changed": totals["changed"],
+            "unchanged": totals["fetched"] - totals["new"] - totals["changed"],
+            "rejected": totals["rejected"] + consolidation.get("rejected", 0),
+            "delisted": delisted,
+            "relisted": relisted,
+            "catalogued": consolidation.get("catalogued", 0),
+            "repriced": consolidation.get("repriced", 0),
+            "seconds": round(seconds, 3),
+            "stones_per_second": round(totals["fetched"] / seconds, 1),
+        }
+        conn.execute(
+            "UPDATE runs SET status = %s, summary = %s, finished_at = now() WHERE run_id = %s",
+            (summary["status"], Jsonb(summary), run_id),
+        )
+    return summary
