@@ -54,6 +54,12 @@ RETURNING r.stone_id, r.payload, r.payload_hash, r.last_seen_run_id
 """
 
 _COLUMNS = sql.SQL(", ").join(map(sql.Identifier, _STAGE_COLUMNS))
+# Seconds until the first foreign claim on a pending row lapses; NULL when no pending row is claimed.
+_HELD_FOR = """
+SELECT extract(epoch FROM min(claim_expires_at) - clock_timestamp())::float8 FROM raw_stones
+WHERE feed = %(feed)s AND consolidated_hash IS DISTINCT FROM payload_hash AND claimed_by IS NOT NULL
+"""
+
 _UPSERT = sql.SQL("""
 INSERT INTO diamonds AS d ({columns})
 SELECT {columns} FROM diamond_stage
@@ -123,7 +129,17 @@ def consolidate(
                 _CLAIM, {"feed": feed, "limit": batch_size, "worker": worker, "lease": lease}
             ).fetchall()
         if not claimed:
-            return result
+            # Nothing claimable. Rows another worker holds are either being finished by it or
+            # abandoned; wait for their leases (a live worker renews, a dead one's lapse) and look again.
+            with pool.connection() as conn:
+                (held_for,) = conn.execute(_HELD_FOR, {"feed": feed}).fetchone()
+            if held_for is None:
+                return result
+            if time.monotonic() + held_for > deadline:
+                result.more = True
+                return result
+            time.sleep(min(max(held_for, 0.05), 1.0))
+            continue
         with _renewing(pool, feed, worker, lease):
             with pool.connection() as conn:
                 rules = active_rule_set(conn)

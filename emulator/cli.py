@@ -1,0 +1,69 @@
+"""The emulator's command line: `python -m emulator --port 4100 --size 100000 --seed 7 --rate-429 0.05 ...`
+(also `caratflow emulator ...`).
+
+Every `EmulatorConfig` field is a flag (`short_page_rate` -> `--short-page-rate`); flags override
+`EMULATOR_*` environment variables. Runs on 127.0.0.1 until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from emulator.app import EmulatorState
+from emulator.config import EmulatorConfig, FaultSettings
+from emulator.server import HOST, bind, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m emulator", description="A Nivoda-compatible GraphQL feed on 127.0.0.1, for tests and demos."
+    )
+    # Flags are generated from the config model so the CLI can never drift from it; pydantic
+    # validates and converts the strings.
+    server = parser.add_argument_group("server and inventory")
+    faults = parser.add_argument_group("faults and quirks (also at run time: PUT /_emulator/faults)")
+    for name, field in EmulatorConfig.model_fields.items():
+        group = faults if name in FaultSettings.model_fields else server
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                               help=field.description)
+        else:
+            default = "hidden" if name == "password" else field.default
+            group.add_argument(flag, dest=name, default=None, metavar=name.upper(),
+                               help=f"{field.description or ''} (default: {default})".strip())
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    try:
+        config = EmulatorConfig(**given)
+    except ValidationError as exc:
+        parser.error(str(exc))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    state = EmulatorState.build(config)
+    sock = bind(config.port)
+    port = sock.getsockname()[1]
+    elapsed = time.perf_counter() - started
+    print(
+        f"emulator: {len(state.inventory):,} stones (seed {config.seed}) built in {elapsed:.1f} s\n"
+        f"  GraphQL  http://{HOST}:{port}/api/diamonds\n"
+        f"  admin    http://{HOST}:{port}/_emulator/health\n"
+        f"  login    username={config.username!r} (password from EMULATOR_PASSWORD or --password)",
+        flush=True,
+    )
+    try:
+        serve(state, sock)
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it handled once the server has shut down cleanly.
+        print("emulator: stopped", flush=True)
+    return 0
+

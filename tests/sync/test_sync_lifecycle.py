@@ -1,0 +1,75 @@
+"""Incremental runs, delisting, faults and dead-letter replay, end to end on the local host."""
+
+from __future__ import annotations
+
+import httpx
+import psycopg
+
+from emulator.config import FaultSettings
+
+
+def tick(feed, **changes) -> dict:
+    return httpx.post(f"{feed.base_url}/_emulator/tick", json=changes).json()
+
+
+def test_incremental_picks_up_changes_and_the_next_full_run_delists_sold(
+    feed, run_sync, feed_ids, listed, database_url: str
+) -> None:
+    run_sync("nivoda-natural")
+    before = listed("nivoda-natural")
+    changes = tick(feed, sold=40, repriced=60, added=30)
+    natural_now = feed_ids(labgrown=False)
+    added = set(changes["added"]) & natural_now
+    repriced = set(changes["repriced"]) & natural_now
+    sold = set(changes["sold"]) & before
+    assert added
+    assert repriced
+    assert sold
+
+    incremental = run_sync("nivoda-natural", "incremental")
+    assert incremental["kind"] == "incremental"
+    assert added <= listed("nivoda-natural")
+    assert incremental["new"] == len(added)
+    with psycopg.connect(database_url) as conn:
+        history = {
+            r[0] for r in conn.execute("SELECT d.stone_id FROM price_history h JOIN diamonds d USING (diamond_id)")
+        }
+    assert history == repriced  # every repriced stone, and only those, has a price change recorded
+    assert sold <= listed("nivoda-natural")  # an incremental run cannot know what was sold
+
+    full = run_sync("nivoda-natural")
+    assert full["delisted"] == len(sold)
+    assert listed("nivoda-natural") == natural_now
+    with psycopg.connect(database_url) as conn:
+        delisted = {r[0] for r in conn.execute("SELECT stone_id FROM diamonds WHERE delisted_at IS NOT NULL")}
+    assert delisted == sold
+
+
+def test_run_survives_faults_with_exact_counts(feed, run_sync, feed_ids, listed, database_url: str) -> None:
+    feed.faults.replace(
+        FaultSettings(
+            rate_5xx=0.10,
+            rate_429=0.05,
+            retry_after_seconds=0,
+            rate_timeout=0.02,
+            timeout_hang_seconds=3,
+            malformed_item_rate=0.02,
+        )
+    )
+    served = httpx.get(f"{feed.base_url}/_emulator/malformed").json()["stones"]
+    summary = run_sync("nivoda-natural", timeout=300)
+    feed.faults.replace(FaultSettings())
+    assert summary["status"] == "succeeded", summary
+
+    truth = httpx.get(f"{feed.base_url}/_emulator/truth", params={"labgrown": "false"}).json()["count"]
+    natural = feed_ids(labgrown=False) - {None}
+    broken = {s["id"] for s in served}
+    unknown_shape = {s["id"] for s in served if s["kind"] == "unknown_shape"}
+    with psycopg.connect(database_url) as conn:
+        feed_rejects = conn.execute("SELECT count(*) FROM feed_rejects").fetchone()[0]
+        mapping_rejects = {r[0] for r in conn.execute("SELECT stone_id FROM mapping_rejects")}
+    assert feed_rejects > 0
+    assert summary["fetched"] + feed_rejects == truth  # every served item is either a raw row or a reject
+    assert mapping_rejects == unknown_shape & natural  # well-formed at the boundary, refused by the catalogue
+    assert summary["rejected"] == feed_rejects + len(mapping_rejects)
+    assert listed("nivoda-natural") == natural - broken
