@@ -130,6 +130,11 @@ class EmulatorApp:
             return
 
         fault = None
+        if state.faults.applies_to(prepared.kind) and _in_failing_band(prepared.raw_variables,
+                                                                      state.faults.settings.failing_dpc_from):
+            state.stats.request(prepared.kind, "failing_band")
+            await _send(send, 500, _errors("Internal server error", INTERNAL_SERVER_ERROR))
+            return
         if state.faults.applies_to(prepared.kind):
             delay = state.faults.latency_seconds()
             if delay > 0:
@@ -190,6 +195,14 @@ def _graphql_request(body: bytes) -> tuple[tuple[str, dict[str, Any], str | None
     if operation is not None and not isinstance(operation, str):
         return None, '"operationName" must be a string'
     return (payload["query"], variables, operation), ""
+
+
+def _in_failing_band(variables: dict[str, Any], failing: list[int]) -> bool:
+    if not failing or "offset" not in variables:
+        return False
+    query = variables.get("query")
+    band = query.get("dollar_per_carat") if isinstance(query, dict) else None
+    return isinstance(band, dict) and band.get("from") in failing
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -40,6 +40,11 @@ class FaultSettings(BaseModel):
     total_count_minus_offset: bool = Field(default=True, description="Page total_count = count - offset")
     count_ratio: float = Field(default=1.0, ge=0.0, le=10.0, description="Scales reported counts")
     short_page_rate: float = _rate(0.02, "Share of pages cut short though more stones follow")
+    failing_dpc_from: list[int] = Field(
+        default_factory=list,
+        description="Page requests (variables with an offset) whose query's dollar_per_carat.from is listed"
+        " always answer HTTP 500: a partition that fails permanently while counts still work",
+    )
 
     @model_validator(mode="after")
     def _exclusive_rates_fit(self) -> FaultSettings:

@@ -49,5 +49,6 @@ def configure(level: int = logging.INFO, *, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # httpx logs every request at INFO: far too loud for a sync of thousands of pages.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Loud at INFO: httpx logs every request; pgserver its handles; the durable SDK a deprecation note.
+    for name in ("httpx", "pgserver", "azure.functions.DurableFunctions"):
+        logging.getLogger(name).setLevel(logging.WARNING)

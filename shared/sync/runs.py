@@ -164,3 +164,12 @@ def reopen_for_replay(conn: psycopg.Connection, run_id: uuid.UUID) -> list[int]:
         except psycopg.errors.UniqueViolation as exc:
             raise RunAlreadyActive("another run of this feed is active; replay after it ends") from exc
     return sorted(numbers)
+
+
+def run_record(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT run_id, feed, kind, status, trigger, instance_id, updated_from, as_of, plan, started_at,
+                      finished_at, summary, error FROM runs WHERE run_id = %s""",
+            (run_id,),
+        ).fetchone()

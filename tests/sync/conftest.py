@@ -31,6 +31,12 @@ def feed():
 
 
 @pytest.fixture
+def sync_settings_for(settings, feed):
+    """Settings for a sync against this test's emulator, with overrides."""
+    return lambda **overrides: sync_settings(settings, feed, **overrides)
+
+
+@pytest.fixture
 def runtime(settings, pool, feed):
     with LocalRuntime(sync_settings(settings, feed), pool=pool, activity_workers=4) as running:
         yield running

@@ -73,3 +73,49 @@ def test_run_survives_faults_with_exact_counts(feed, run_sync, feed_ids, listed,
     assert mapping_rejects == unknown_shape & natural  # well-formed at the boundary, refused by the catalogue
     assert summary["rejected"] == feed_rejects + len(mapping_rejects)
     assert listed("nivoda-natural") == natural - broken
+
+
+def test_permanent_partition_failure_dead_letters_then_replays(sync_settings_for, pool, feed, feed_ids, listed,
+                                                               database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from local_host.runtime import LocalRuntime
+    from orchestrators.sync_run import sync_instance_id
+    from orchestrators.triggers import sync_request
+    from shared.feed.registry import get_feed
+    from shared.planning.plan import plan_full
+    from shared.planning.store import LocalScanStore
+
+    local = sync_settings_for(sync_min_success_share=0.5, sync_fetch_attempts=2,
+                          sync_fetch_retry_first_seconds=0.1, feed_max_attempts=2)
+    spec = get_feed("nivoda-natural")
+    # The run plans exactly these partitions (same inventory, same settings): make the second one fail.
+    preview = plan_full(spec, spec.open_source(local, pool), LocalScanStore(local.scan_store_dir / "preview"),
+                        target_size=local.plan_target_partition_size, max_partitions=local.plan_max_partitions,
+                        now=datetime.now(UTC))
+    doomed = preview.partitions[1]
+    feed.faults.replace(FaultSettings(failing_dpc_from=[doomed.dpc_from]))
+    with LocalRuntime(local, pool=pool) as runtime:
+        instance = runtime.client.start_new("sync_run", sync_instance_id(spec.name),
+                                            sync_request(spec.name, "full", "cli"))
+        summary = runtime.client.wait_for_completion(instance, timeout=180).output
+        assert summary["status"] == "partially_succeeded", summary
+        assert summary["failed_partitions"] == 1
+        assert summary["delisted"] == 0  # an incomplete full run prunes nothing
+        with psycopg.connect(database_url) as conn:
+            letters = conn.execute("SELECT partition_no, status, attempts FROM dead_letters").fetchall()
+            assert conn.execute("SELECT watermark FROM feed_state").fetchone() is None  # not advanced
+        assert letters == [(1, "open", 2)]
+        expected = feed_ids(labgrown=False)
+        assert len(expected - listed(spec.name)) == doomed.expected_count > 0
+
+        feed.faults.replace(FaultSettings())
+        replay = runtime.client.start_new("sync_replay", client_input={"run_id": summary["run_id"]})
+        replayed = runtime.client.wait_for_completion(replay, timeout=180).output
+    assert replayed["status"] == "succeeded", replayed
+    assert replayed["run_id"] == summary["run_id"]
+    assert listed(spec.name) == expected
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT status FROM dead_letters").fetchall() == [("replayed",)]
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+        assert conn.execute("SELECT watermark IS NOT NULL FROM feed_state").fetchone() == (True,)
