@@ -159,3 +159,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+@pytest.fixture
+def new_database(pg_server: str, template_url: str):
+    """Make further fresh, migrated databases (e.g. one per trial)."""
+    return lambda: create_database(pg_server, template=TEMPLATE_DB)
