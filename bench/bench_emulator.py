@@ -175,6 +175,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 2_000_000])
     parser.add_argument("--pages", type=int, default=400, help="pages per measurement")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args()
 
     rows = []
@@ -188,16 +189,24 @@ def main() -> None:
         rows.append((size, build, local, remote))
         print(f"... {size:,} stones done", file=sys.stderr, flush=True)
 
-    print("| stones | build s | server RSS MiB | HTTP pages/s | HTTP stones/s | HTTP counts/s | in-process pages/s "
-          "(incl. JSON) | projection only pages/s | first page of a partition ms |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [
+        "| stones | build s | server RSS MiB | HTTP pages/s | HTTP stones/s | HTTP counts/s | in-process pages/s "
+        "(incl. JSON) | projection only pages/s | first page of a partition ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size, build, local, remote in rows:
-        print(f"| {size:,} | {build:.2f} | {remote['rss_mb']:.0f} | {remote['pages_s']:.0f} "
-              f"| {remote['stones_s']:,.0f} | {remote['counts_s']:.0f} | {local['pages_s']:.0f} "
-              f"| {local['projection_pages_s']:.0f} | {local['first_page_ms']:.0f} |")
-    print(f"\nMachine: {machine()}")
-    print(f"Pages: 50 items with every item field ({args.pages} pages per figure), sequential client on loopback; "
-          "partition = natural stones at $1,000-3,000/ct in creation order.")
+        lines.append(f"| {size:,} | {build:.2f} | {remote['rss_mb']:.0f} | {remote['pages_s']:.0f} "
+                     f"| {remote['stones_s']:,.0f} | {remote['counts_s']:.0f} | {local['pages_s']:.0f} "
+                     f"| {local['projection_pages_s']:.0f} | {local['first_page_ms']:.0f} |")
+    lines += ["", f"Machine: {machine()}",
+              f"Pages: 50 items with every item field ({args.pages} pages per figure), sequential client on "
+              "loopback; partition = natural stones at $1,000-3,000/ct in creation order."]
+    print("\n".join(lines))
+    if args.write:
+        sys.path.insert(0, str(PROJECT / "bench"))
+        from common import write_section
+
+        write_section("bench_emulator", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -86,9 +86,10 @@ def scan_params(spec: FeedSpec, target_size: int) -> ScanParams:
     """The feed's scan parameters, with bands fine enough to cut partitions of `target_size` evenly.
 
     Partitions can only be cut at band edges, so a band should hold a small share of a partition:
-    at most a fifth, which keeps the largest partition within ~20% of the mean where prices allow.
+    about a fifth, which keeps the largest partition within ~20% of the mean where prices allow.
+    Finer bands than that only cost count queries.
     """
-    band_target = min(spec.scan.band_target, max(1, target_size // BANDS_PER_PARTITION))
+    band_target = max(1, target_size // BANDS_PER_PARTITION)
     return replace(spec.scan, band_target=band_target)
 
 

@@ -1,0 +1,84 @@
+"""What the benchmarks share: the machine line, the emulator in its own process, a throwaway database,
+and writing a result table into bench/README.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+PROJECT = Path(__file__).resolve().parent.parent
+README = PROJECT / "bench" / "README.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        cpu = found.group(1) if found else cpu
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+@contextmanager
+def emulator_process(size: int, seed: int = 7, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python -m emulator` in its own process (as the real feed is remote): yields its URL."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", "0", "--size", str(size), "--seed", str(seed), *extra],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert server.stdout is not None
+        banner = "".join(server.stdout.readline() for _ in range(2))
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/api/diamonds", banner)
+        if match is None:
+            raise RuntimeError(f"the emulator did not start: {banner}{server.stderr.read() if server.stderr else ''}")
+        yield match.group(0), server
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A fresh embedded PostgreSQL cluster, migrated, stopped and removed afterwards."""
+    import psycopg
+
+    from shared.db import embedded
+    from shared.db.migrate import migrate
+
+    with tempfile.TemporaryDirectory(prefix="caratflow-bench-") as folder:
+        data = Path(folder) / "pg"
+        url = embedded.start(data)
+        try:
+            with psycopg.connect(url) as conn:
+                migrate(conn)
+            yield url
+        finally:
+            embedded.stop(data)
+
+
+def write_section(name: str, text: str) -> None:
+    """Replace the README section between `<!-- name:start -->` and `<!-- name:end -->`."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    content = README.read_text()
+    if start not in content or end not in content:
+        raise SystemExit(f"{README} has no {start} ... {end} section")
+    head, _, rest = content.partition(start)
+    _, _, tail = rest.partition(end)
+    README.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
