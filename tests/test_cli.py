@@ -1,0 +1,62 @@
+"""The `caratflow` command: start-up validation, planning, listing runs and dead letters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from emulator.server import RunningEmulator
+
+
+def caratflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+        "DATABASE_URL": database_url,
+        "SCAN_STORE_DIR": str(tmp_path / "scans"),
+        "FEED_RATE_LIMIT_PER_SECOND": "500",
+    }
+
+
+def test_invalid_setting_stops_start_up_naming_it(env) -> None:
+    result = caratflow("runs", env={**env, "FEED_PAGE_SIZE": "500"})
+    assert result.returncode == 2
+    assert "FEED_PAGE_SIZE" in result.stderr
+
+
+def test_plan_prints_partitions_of_the_emulator_inventory(env) -> None:
+    with RunningEmulator(size=5000, seed=4) as feed:
+        result = caratflow(
+            "plan",
+            "--feed",
+            "nivoda-natural",
+            env={
+                **env,
+                "NIVODA_ENDPOINT": feed.url,
+                "NIVODA_USERNAME": feed.config.username,
+                "PLAN_TARGET_PARTITION_SIZE": "500",
+            },
+        )
+        natural = feed.inventory.truth(False)
+    assert result.returncode == 0, result.stderr
+    assert f"nivoda-natural: full plan, {natural:,} stones in" in result.stdout
+    assert "balance max/mean" in result.stdout
+    assert result.stdout.count("open") == 1  # exactly one open-ended partition, the last
+
+
+def test_runs_and_dead_letters_on_an_empty_database(env) -> None:
+    assert caratflow("runs", env=env).stdout == ""
+    assert caratflow("dead-letters", "list", env=env).stdout == ""
+    missing = caratflow("runs", "00000000-0000-0000-0000-000000000000", env=env)
+    assert missing.returncode == 1
+    assert "no run" in missing.stderr
