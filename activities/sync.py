@@ -84,7 +84,11 @@ def plan_run(request: dict) -> dict:
         return {"partitions": existing}
     spec = get_feed(run.feed)
     source = spec.open_source(settings, deps.pool())
-    sizes = {"target_size": settings.plan_target_partition_size, "max_partitions": settings.plan_max_partitions}
+    sizes = {
+        "target_size": settings.plan_target_partition_size,
+        "max_partitions": settings.plan_max_partitions,
+        "concurrency": settings.plan_scan_concurrency,
+    }
     now = run.as_of or datetime.now(UTC)
     if run.kind == "full":
         plan = plan_full(spec, source, deps.scan_store(), now=now, **sizes)

@@ -46,7 +46,11 @@ def timed_plan(
     spec = get_feed(feed)
     source = spec.open_source(settings, pool)
     store = open_scan_store(settings)
-    sizes = {"target_size": settings.plan_target_partition_size, "max_partitions": settings.plan_max_partitions}
+    sizes = {
+        "target_size": settings.plan_target_partition_size,
+        "max_partitions": settings.plan_max_partitions,
+        "concurrency": settings.plan_scan_concurrency,
+    }
     started = time.perf_counter()
     now = datetime.now(UTC)
     if since is None:

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     # --- planning
     plan_target_partition_size: int = Field(default=5000, ge=1)
     plan_max_partitions: int = Field(default=200, ge=1, le=10_000)
+    plan_scan_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Count queries in flight during a density scan (the budget still caps the rate).",
+    )
     scan_store: Literal["local", "blob"] = Field(default="local")
     scan_store_dir: Path = Field(default=PROJECT_ROOT / ".caratflow" / "scans")
     scan_blob_container: str = Field(default="caratflow-scans", pattern=r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")

@@ -36,10 +36,17 @@ class Plan(BaseModel):
 
 
 def plan_full(
-    spec: FeedSpec, source: FeedSource, store: ScanStore, *, target_size: int, max_partitions: int, now: datetime
+    spec: FeedSpec,
+    source: FeedSource,
+    store: ScanStore,
+    *,
+    target_size: int,
+    max_partitions: int,
+    now: datetime,
+    concurrency: int = 8,
 ) -> Plan:
     """Scan the whole feed, keep the scan, and split it into balanced partitions."""
-    scan = density_scan(source, scan_params(spec, target_size), now=now)
+    scan = density_scan(source, scan_params(spec, target_size), now=now, concurrency=concurrency)
     where = store.save(scan)
     log.info("scan stored", extra={"feed": spec.name, "where": where})
     parts = partition_count(scan.total, target_size=target_size, max_partitions=max_partitions)
@@ -64,9 +71,12 @@ def plan_incremental(
     max_partitions: int,
     scan_max_age: timedelta,
     now: datetime,
+    concurrency: int = 8,
 ) -> Plan:
     """Stones updated since `updated_from`, cut along the cached scan's density (one count query)."""
-    scan, reused = _cached_or_fresh(spec, source, store, target_size=target_size, scan_max_age=scan_max_age, now=now)
+    scan, reused = _cached_or_fresh(
+        spec, source, store, target_size=target_size, scan_max_age=scan_max_age, now=now, concurrency=concurrency
+    )
     changed = source.count(PriceBand(0, None), updated_from)
     parts = partition_count(changed, target_size=target_size, max_partitions=max_partitions)
     partitions = _rescaled(group(scan.bands, parts), changed)
@@ -94,13 +104,20 @@ def scan_params(spec: FeedSpec, target_size: int) -> ScanParams:
 
 
 def _cached_or_fresh(
-    spec: FeedSpec, source: FeedSource, store: ScanStore, *, target_size: int, scan_max_age: timedelta, now: datetime
+    spec: FeedSpec,
+    source: FeedSource,
+    store: ScanStore,
+    *,
+    target_size: int,
+    scan_max_age: timedelta,
+    now: datetime,
+    concurrency: int,
 ) -> tuple[Scan, bool]:
     scan = store.load(spec.name)
     if scan is not None and now - scan.scanned_at <= scan_max_age:
         return scan, True
     log.info("no fresh cached scan; scanning", extra={"feed": spec.name, "cached": scan is not None})
-    scan = density_scan(source, scan_params(spec, target_size), now=now)
+    scan = density_scan(source, scan_params(spec, target_size), now=now, concurrency=concurrency)
     store.save(scan)
     return scan, False
 

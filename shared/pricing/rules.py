@@ -1,30 +1,52 @@
-"""The pricing engine: the first rule (lowest priority number) that matches a stone sets its markup.
+"""The pricing rules as a model: validation of rule sets, and a reference evaluator.
 
-A rule matches on stone type (natural, lab-grown, fancy colour), feed, shapes, a carat band and a
-cost band (both half-open); empty conditions match anything. Price = cost x (1 + markup_percent/100)
-+ markup_cents, rounded half-up to the cent. Money stays in integer cents and Decimal throughout.
+The first rule (lowest priority number) that matches a stone sets its markup. A rule matches on
+stone type (natural, lab-grown, fancy colour), feed, shapes, a carat band and a cost band (both
+half-open); empty conditions match anything. Price = cost x (1 + markup_percent/100) + markup_cents,
+rounded half-up to the cent. Money stays in integer cents and Decimal throughout.
+
+Consolidation prices whole batches in SQL (shared/sync/sql/price.sql); `RuleSet.price` is the same
+rule in Python, for quoting single stones, and tests hold the two equal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.catalogue.mapping import Stone
+StoneType = Literal["natural", "lab_grown", "fancy"]
+
+
+class Priceable(Protocol):
+    """What a rule looks at (a catalogue row has all of it)."""
+
+    feed: str
+    shape: str
+    carats: Decimal
+    cost_cents: int
+    lab_grown: bool
+    fancy_color: str | None
+
+
+def stone_type(stone: Priceable) -> StoneType:
+    """Lab-grown, else fancy colour, else natural."""
+    if stone.lab_grown:
+        return "lab_grown"
+    return "fancy" if stone.fancy_color else "natural"
 
 
 class UnpricedStone(ValueError):
-    """No rule matched: the active rule set has no catch-all."""
+    """No rule matched: the rule set has no catch-all."""
 
 
 class PricingRule(BaseModel):
     rule_id: int | None = None
     priority: int
     name: str = Field(min_length=1)
-    stone_type: Literal["natural", "lab_grown", "fancy"] | None = None
+    stone_type: StoneType | None = None
     feed: str | None = None
     shapes: list[str] | None = None
     carats_min: Decimal | None = None
@@ -38,32 +60,27 @@ class PricingRule(BaseModel):
     def _bands_not_empty(self) -> PricingRule:
         if self.carats_min is not None and self.carats_max is not None and self.carats_max <= self.carats_min:
             raise ValueError("carats_max must exceed carats_min")
-        if (
-            self.cost_min_cents is not None
-            and self.cost_max_cents is not None
-            and self.cost_max_cents <= self.cost_min_cents
-        ):
+        low, high = self.cost_min_cents, self.cost_max_cents
+        if low is not None and high is not None and high <= low:
             raise ValueError("cost_max_cents must exceed cost_min_cents")
         return self
 
     @property
     def is_catch_all(self) -> bool:
-        return all(
-            value is None
-            for value in (
-                self.stone_type,
-                self.feed,
-                self.shapes,
-                self.carats_min,
-                self.carats_max,
-                self.cost_min_cents,
-                self.cost_max_cents,
-            )
+        conditions = (
+            self.stone_type,
+            self.feed,
+            self.shapes,
+            self.carats_min,
+            self.carats_max,
+            self.cost_min_cents,
+            self.cost_max_cents,
         )
+        return all(value is None for value in conditions)
 
-    def matches(self, stone: Stone) -> bool:
+    def matches(self, stone: Priceable) -> bool:
         return (
-            (self.stone_type is None or self.stone_type == stone.stone_type)
+            (self.stone_type is None or self.stone_type == stone_type(stone))
             and (self.feed is None or self.feed == stone.feed)
             and (self.shapes is None or stone.shape in self.shapes)
             and (self.carats_min is None or stone.carats >= self.carats_min)
@@ -92,8 +109,8 @@ class RuleSet:
         if not self.rules or not self.rules[-1].is_catch_all:
             raise ValueError(f"pricing version {version}: the last rule must match every stone")
 
-    def price(self, stone: Stone) -> Priced:
+    def price(self, stone: Priceable) -> Priced:
         for rule in self.rules:
             if rule.matches(stone):
                 return Priced(rule.apply(stone.cost_cents), rule.rule_id)
-        raise UnpricedStone(f"no rule of version {self.version} matches {stone.stone_id}")  # unreachable: catch-all
+        raise UnpricedStone(f"no rule of version {self.version} matches")  # unreachable with a catch-all

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import psycopg
+from psycopg.rows import namedtuple_row
 
 from local_host.runtime import LocalRuntime
 from orchestrators.sync_run import sync_instance_id
-from shared.catalogue.mapping import map_payload
 from shared.pricing.repository import active_rule_set
 
 
@@ -18,17 +18,20 @@ def test_full_sync_catalogues_exactly_the_feed(
     expected = feed_ids(labgrown=False)
     assert listed("nivoda-natural") == expected
     assert summary["fetched"] == len(expected) == summary["new"] == summary["catalogued"]
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(database_url) as conn, conn.cursor(row_factory=namedtuple_row) as cur:
         rules = active_rule_set(conn)
-        rows = conn.execute(
-            "SELECT r.payload, d.price_cents, d.pricing_version"
-            " FROM diamonds d JOIN raw_stones r USING (feed, stone_id)"
+        rows = cur.execute(
+            """SELECT d.feed, d.shape, d.carats, d.cost_cents, d.lab_grown, d.fancy_color, d.price_cents,
+                      d.pricing_version, d.pricing_rule_id, (r.payload ->> 'price')::bigint AS feed_price
+               FROM diamonds d JOIN raw_stones r USING (feed, stone_id)"""
         ).fetchall()
     assert len(rows) == len(expected)
-    for payload, price_cents, version in rows:
-        stone = map_payload("nivoda-natural", payload, lab_grown_default=False)
-        assert price_cents == rules.price(stone).price_cents
-        assert version == rules.version
+    for row in rows:
+        # The SQL pricing of the consolidation equals the reference rules, on the supplier's own price.
+        assert row.cost_cents == row.feed_price
+        priced = rules.price(row)
+        assert (row.price_cents, row.pricing_rule_id) == (priced.price_cents, priced.rule_id)
+        assert row.pricing_version == rules.version
     status = runtime.client.get_status(sync_instance_id("nivoda-natural"))
     assert status.custom_status["stage"] == "succeeded"
     assert status.custom_status["fetched"] == summary["partitions"] > 1

@@ -1,0 +1,201 @@
+"""Benchmark of the main job: a full sync end to end, and each stage beside its ceiling.
+
+    .venv/bin/python bench/bench_sync.py [--sizes 100000 1000000] [--latency-stones 25000] [--write]
+
+Per inventory size, in one run, on one throwaway embedded PostgreSQL:
+- end to end: a full sync of both feeds through the local host (the real orchestrators), the feed
+  emulator in its own process, the request budget raised out of the way (1,000 req/s) so the figure
+  is what caratflow costs: wall time, fetch stones/s, peak RSS of this process;
+- raw upsert rows/s: the same raw rows applied again through the fetch path (pages of 50: COPY into
+  staging + INSERT ... ON CONFLICT + checkpoint), all unchanged, then all changed;
+- the ceiling: one COPY of the same rows into a copy of the raw table;
+- consolidation rows/s: the whole backlog consolidated again by the run's consolidators.
+Then, with 300 ms of feed latency under the default 25 req/s budget, the fetch wall time against
+the ideal (pages / 25 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import resource
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "bench"))
+
+import psycopg  # noqa: E402
+from common import emulator_process, machine, throwaway_database, write_section  # noqa: E402
+
+from emulator.config import EmulatorConfig  # noqa: E402
+from local_host.runtime import LocalRuntime  # noqa: E402
+from orchestrators.sync_run import sync_instance_id  # noqa: E402
+from orchestrators.triggers import sync_request  # noqa: E402
+from shared.config import Settings, load_settings  # noqa: E402
+from shared.feed.page import FeedItem, FeedPage  # noqa: E402
+from shared.sync.consolidate import consolidate  # noqa: E402
+from shared.sync.fetch import _apply_page  # noqa: E402
+
+FEEDS = ("nivoda-natural", "nivoda-labgrown")
+CREDENTIALS = EmulatorConfig()
+
+
+def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings:
+    values = {
+        "database_url": database, "nivoda_endpoint": url, "nivoda_username": CREDENTIALS.username,
+        "nivoda_password": CREDENTIALS.password, "scan_store_dir": folder, "feed_rate_limit_per_second": 1000,
+        "db_pool_max_size": 20,
+    }
+    return load_settings(**{**values, **overrides})
+
+
+def full_sync(runtime: LocalRuntime) -> dict:
+    """Both feeds at once, as their timers would start them; returns the summed figures."""
+    started = time.perf_counter()
+    instances = [runtime.client.start_new("sync_run", sync_instance_id(f), sync_request(f, "full", "cli"))
+                 for f in FEEDS]
+    statuses = [runtime.client.wait_for_completion(i, timeout=7200, poll=0.5) for i in instances]
+    wall = time.perf_counter() - started
+    summaries = [s.output for s in statuses]
+    if not all(s.runtime_status == "Completed" and s.output["status"] == "succeeded" for s in statuses):
+        raise SystemExit(f"a run did not succeed: {[(s.runtime_status, s.error, s.output) for s in statuses]}")
+    return {"wall": wall, "stones": sum(s["fetched"] for s in summaries), "pages": sum(s["pages"] for s in summaries)}
+
+
+def raw_rows(database: str) -> list[tuple]:
+    with psycopg.connect(database) as conn:
+        return conn.execute("SELECT feed, stone_id, offer_id, payload::text, payload_hash FROM raw_stones").fetchall()
+
+
+def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
+    """Rows/s through the fetch path's page transaction (pages of 50, one partition per feed)."""
+    run_id = uuid.uuid4()
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("INSERT INTO runs (run_id, feed, kind, status, trigger, as_of) "
+                     "VALUES (%s, 'bench', 'full', 'succeeded', 'cli', now())", (run_id,))
+        for number, _ in enumerate(FEEDS):
+            conn.execute("INSERT INTO partitions (run_id, partition_no, dpc_from, expected_count, status) "
+                         "VALUES (%s, %s, 0, 0, 'fetching')", (run_id, number))
+    pages = []  # built before the clock starts: only the database work is timed
+    for number, feed in enumerate(FEEDS):
+        mine = [r for r in rows if r[0] == feed]
+        for start in range(0, len(mine), 50):
+            items = []
+            for _, stone, offer, payload, digest in mine[start : start + 50]:
+                if changed:  # a payload that differs from the stored one: a new field at the end
+                    payload = payload[:-1] + ', "bench_changed": true}'
+                    digest = hashlib.sha256(payload.encode()).digest()
+                items.append(FeedItem(stone, offer, payload, digest))
+            pages.append((feed, number, FeedPage(start, items)))
+    started = time.perf_counter()
+    with psycopg.connect(database) as conn:
+        for feed, number, page in pages:
+            with conn.transaction():
+                _apply_page(conn, feed, run_id, number, page)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def copy_ceiling(database: str, rows: list[tuple]) -> float:
+    with psycopg.connect(database) as conn:
+        conn.execute("CREATE TEMP TABLE raw_ceiling (LIKE raw_stones INCLUDING ALL)")
+        run_id = uuid.uuid4()
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY raw_ceiling (feed, stone_id, offer_id, payload, payload_hash, "
+                                "first_seen_run_id, last_seen_run_id) FROM STDIN") as copy:
+            for feed, stone, offer, payload, digest in rows:
+                copy.write_row((feed, stone, offer, payload, digest, run_id, run_id))
+        conn.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+def consolidation_rate(runtime: LocalRuntime, database: str, workers: int) -> float:
+    with psycopg.connect(database, autocommit=True) as conn:
+        rows = conn.execute("UPDATE raw_stones SET consolidated_hash = NULL").rowcount
+    started = time.perf_counter()
+    threads = [
+        threading.Thread(target=consolidate, args=(runtime.pool, feed),
+                         kwargs={"worker": f"bench-{feed}-{i}", "lab_grown_default": feed.endswith("labgrown"),
+                                 "batch_size": runtime.settings.sync_consolidation_batch})
+        for feed in FEEDS for i in range(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return rows / (time.perf_counter() - started)
+
+
+def latency_run(size: int) -> dict:
+    """300 ms per request, the default 25 req/s budget: is the budget, not the latency, the limit?"""
+    with throwaway_database() as database, tempfile.TemporaryDirectory() as folder, \
+            emulator_process(size, 11, "--short-page-rate", "0", "--latency-ms", "300") as (url, _):
+        settings = settings_for(database, url, Path(folder), feed_rate_limit_per_second=25,
+                                plan_target_partition_size=max(200, size // 40))
+        with LocalRuntime(settings, activity_workers=12) as runtime:
+            result = full_sync(runtime)
+            with runtime.pool.connection() as conn:
+                (queries,) = conn.execute("SELECT sum((plan->>'count_queries')::int) FROM runs").fetchone()
+                (fetch_wall,) = conn.execute(
+                    "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM partitions").fetchone()
+    return {**result, "queries": queries, "fetch_wall": float(fetch_wall)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--latency-stones", type=int, default=25_000)
+    parser.add_argument("--workers", type=int, default=2, help="consolidators per feed")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+
+    rows_out = []
+    for size in args.sizes:
+        with throwaway_database() as database, tempfile.TemporaryDirectory() as folder, \
+                emulator_process(size, 7, "--short-page-rate", "0") as (url, _):
+            settings = settings_for(database, url, Path(folder), plan_target_partition_size=max(1000, size // 100))
+            with LocalRuntime(settings, activity_workers=6) as runtime:
+                e2e = full_sync(runtime)
+                peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                raw = raw_rows(database)
+                unchanged = upsert_rate(database, raw, changed=False)
+                changed = upsert_rate(database, raw, changed=True)
+                ceiling = copy_ceiling(database, raw)
+                consolidated = consolidation_rate(runtime, database, args.workers)
+            rows_out.append((size, e2e, peak_mb, unchanged, changed, ceiling, consolidated))
+            print(f"... {size:,}: {rows_out[-1]}", file=sys.stderr, flush=True)
+        print(f"... {size:,} stones done", file=sys.stderr, flush=True)
+    latency = latency_run(args.latency_stones)
+
+    lines = ["| stones | end-to-end wall | fetch stones/s | raw upsert rows/s (unchanged / changed) | "
+             "COPY ceiling rows/s | upsert / ceiling | consolidation rows/s | peak RSS |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, e2e, peak, unchanged, changed, ceiling, consolidated in rows_out:
+        lines.append(f"| {size:,} | {e2e['wall']:.1f} s | {e2e['stones'] / e2e['wall']:,.0f} | "
+                     f"{unchanged:,.0f} / {changed:,.0f} | {ceiling:,.0f} | {min(unchanged, changed) / ceiling:.0%} | "
+                     f"{consolidated:,.0f} | {peak:,.0f} MB |")
+    ideal = latency["pages"] / 25
+    ideal_all = (latency["pages"] + latency["queries"]) / 25
+    lines += [
+        "",
+        f"With 300 ms feed latency and the 25 req/s budget ({args.latency_stones:,} stones, 12 activity workers): "
+        f"{latency['pages']:,} pages fetched in {latency['fetch_wall']:.1f} s against an ideal of {ideal:.1f} s "
+        f"({latency['fetch_wall'] / ideal - 1:+.0%}); the whole run, {latency['queries']} count queries included, "
+        f"{latency['wall']:.1f} s against {ideal_all:.1f} s ({latency['wall'] / ideal_all - 1:+.0%}).",
+        "",
+        f"Machine: {machine()}. Both feeds synced at once; budget 1,000 req/s except in the latency run; "
+        "emulator in its own process; PostgreSQL 16 embedded (pgserver), default settings.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        write_section("bench_sync", table)
+
+
+if __name__ == "__main__":
+    main()

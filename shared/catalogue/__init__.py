@@ -1,1 +1,0 @@
-"""The canonical diamond catalogue: grade vocabularies, mapping raw payloads, storing priced rows."""
