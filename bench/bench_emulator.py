@@ -106,19 +106,37 @@ def in_process(inventory: Inventory, pages: int) -> dict[str, float]:
     ordered = inventory.ordered(parse_query(PARTITION, inventory.resolve_ids), parse_order(ORDER))
 
     def project(offset: int) -> int:
-        stones = ordered[offset:offset + 50]
+        stones = ordered[offset : offset + 50]
         return len(project_page(plan, "Item", PageContext(inventory.hasher, stones, inventory.gather(stones), 0.0)))
 
     pn, _, pseconds = _timed(pages, project)
-    return {"first_page_ms": first_page * 1000, "pages_s": _rate(n, seconds), "stones_s": _rate(items, seconds),
-            "projection_pages_s": _rate(pn, pseconds)}
+    return {
+        "first_page_ms": first_page * 1000,
+        "pages_s": _rate(n, seconds),
+        "stones_s": _rate(items, seconds),
+        "projection_pages_s": _rate(pn, pseconds),
+    }
 
 
 def over_http(size: int, seed: int, pages: int) -> dict[str, float]:
     server = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0", "--size", str(size), "--seed", str(seed),
-         "--short-page-rate", "0"],
-        cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            "0",
+            "--size",
+            str(size),
+            "--seed",
+            str(seed),
+            "--short-page-rate",
+            "0",
+        ],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -139,8 +157,9 @@ def over_http(size: int, seed: int, pages: int) -> dict[str, float]:
             page(0)
             n, items, seconds = _timed(pages, page)
             # What a density scan sends: $50 bands of price per carat, both kinds of stone.
-            bands = [{"labgrown": bool(i % 2), "dollar_per_carat": {"from": 50 * i, "to": 50 * (i + 1)}}
-                     for i in range(500)]
+            bands = [
+                {"labgrown": bool(i % 2), "dollar_per_carat": {"from": 50 * i, "to": 50 * (i + 1)}} for i in range(500)
+            ]
             started = time.perf_counter()
             for band in bands:
                 http.post(url, json={"query": COUNT, "variables": {"token": token, "query": band}}).raise_for_status()
@@ -149,8 +168,12 @@ def over_http(size: int, seed: int, pages: int) -> dict[str, float]:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    return {"pages_s": _rate(n, seconds), "stones_s": _rate(items, seconds),
-            "counts_s": _rate(len(bands), count_seconds), "rss_mb": rss / 2**20}
+    return {
+        "pages_s": _rate(n, seconds),
+        "stones_s": _rate(items, seconds),
+        "counts_s": _rate(len(bands), count_seconds),
+        "rss_mb": rss / 2**20,
+    }
 
 
 def _login(http: httpx.Client, url: str) -> str:
@@ -166,8 +189,10 @@ def machine() -> str:
     if cpuinfo.exists():
         found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
         cpu = found.group(1) if found else cpu
-    return (f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-            f"Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} {platform.release()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} {platform.release()}"
+    )
 
 
 def main() -> None:
@@ -195,12 +220,17 @@ def main() -> None:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, build, local, remote in rows:
-        lines.append(f"| {size:,} | {build:.2f} | {remote['rss_mb']:.0f} | {remote['pages_s']:.0f} "
-                     f"| {remote['stones_s']:,.0f} | {remote['counts_s']:.0f} | {local['pages_s']:.0f} "
-                     f"| {local['projection_pages_s']:.0f} | {local['first_page_ms']:.0f} |")
-    lines += ["", f"Machine: {machine()}",
-              f"Pages: 50 items with every item field ({args.pages} pages per figure), sequential client on "
-              "loopback; partition = natural stones at $1,000-3,000/ct in creation order."]
+        lines.append(
+            f"| {size:,} | {build:.2f} | {remote['rss_mb']:.0f} | {remote['pages_s']:.0f} "
+            f"| {remote['stones_s']:,.0f} | {remote['counts_s']:.0f} | {local['pages_s']:.0f} "
+            f"| {local['projection_pages_s']:.0f} | {local['first_page_ms']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Machine: {machine()}",
+        f"Pages: 50 items with every item field ({args.pages} pages per figure), sequential client on "
+        "loopback; partition = natural stones at $1,000-3,000/ct in creation order.",
+    ]
     print("\n".join(lines))
     if args.write:
         sys.path.insert(0, str(PROJECT / "bench"))

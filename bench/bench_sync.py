@@ -48,8 +48,12 @@ CREDENTIALS = EmulatorConfig()
 
 def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings:
     values = {
-        "database_url": database, "nivoda_endpoint": url, "nivoda_username": CREDENTIALS.username,
-        "nivoda_password": CREDENTIALS.password, "scan_store_dir": folder, "feed_rate_limit_per_second": 1000,
+        "database_url": database,
+        "nivoda_endpoint": url,
+        "nivoda_username": CREDENTIALS.username,
+        "nivoda_password": CREDENTIALS.password,
+        "scan_store_dir": folder,
+        "feed_rate_limit_per_second": 1000,
         "db_pool_max_size": 20,
     }
     return load_settings(**{**values, **overrides})
@@ -58,8 +62,9 @@ def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings
 def full_sync(runtime: LocalRuntime) -> dict:
     """Both feeds at once, as their timers would start them; returns the summed figures."""
     started = time.perf_counter()
-    instances = [runtime.client.start_new("sync_run", sync_instance_id(f), sync_request(f, "full", "cli"))
-                 for f in FEEDS]
+    instances = [
+        runtime.client.start_new("sync_run", sync_instance_id(f), sync_request(f, "full", "cli")) for f in FEEDS
+    ]
     statuses = [runtime.client.wait_for_completion(i, timeout=7200, poll=0.5) for i in instances]
     wall = time.perf_counter() - started
     summaries = [s.output for s in statuses]
@@ -77,11 +82,17 @@ def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
     """Rows/s through the fetch path's page transaction (pages of 50, one partition per feed)."""
     run_id = uuid.uuid4()
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("INSERT INTO runs (run_id, feed, kind, status, trigger, as_of) "
-                     "VALUES (%s, 'bench', 'full', 'succeeded', 'cli', now())", (run_id,))
+        conn.execute(
+            "INSERT INTO runs (run_id, feed, kind, status, trigger, as_of) "
+            "VALUES (%s, 'bench', 'full', 'succeeded', 'cli', now())",
+            (run_id,),
+        )
         for number, _ in enumerate(FEEDS):
-            conn.execute("INSERT INTO partitions (run_id, partition_no, dpc_from, expected_count, status) "
-                         "VALUES (%s, %s, 0, 0, 'fetching')", (run_id, number))
+            conn.execute(
+                "INSERT INTO partitions (run_id, partition_no, dpc_from, expected_count, status) "
+                "VALUES (%s, %s, 0, 0, 'fetching')",
+                (run_id, number),
+            )
     pages = []  # built before the clock starts: only the database work is timed
     for number, feed in enumerate(FEEDS):
         mine = [r for r in rows if r[0] == feed]
@@ -106,8 +117,10 @@ def copy_ceiling(database: str, rows: list[tuple]) -> float:
         conn.execute("CREATE TEMP TABLE raw_ceiling (LIKE raw_stones INCLUDING ALL)")
         run_id = uuid.uuid4()
         started = time.perf_counter()
-        with conn.cursor().copy("COPY raw_ceiling (feed, stone_id, offer_id, payload, payload_hash, "
-                                "first_seen_run_id, last_seen_run_id) FROM STDIN") as copy:
+        with conn.cursor().copy(
+            "COPY raw_ceiling (feed, stone_id, offer_id, payload, payload_hash, "
+            "first_seen_run_id, last_seen_run_id) FROM STDIN"
+        ) as copy:
             for feed, stone, offer, payload, digest in rows:
                 copy.write_row((feed, stone, offer, payload, digest, run_id, run_id))
         conn.commit()
@@ -116,13 +129,22 @@ def copy_ceiling(database: str, rows: list[tuple]) -> float:
 
 def consolidation_rate(runtime: LocalRuntime, database: str, workers: int) -> float:
     with psycopg.connect(database, autocommit=True) as conn:
-        rows = conn.execute("UPDATE raw_stones SET consolidated_hash = NULL").rowcount
+        rows = conn.execute(
+            "INSERT INTO raw_pending (feed, stone_id, payload_hash) SELECT feed, stone_id, payload_hash FROM raw_stones"
+        ).rowcount
     started = time.perf_counter()
     threads = [
-        threading.Thread(target=consolidate, args=(runtime.pool, feed),
-                         kwargs={"worker": f"bench-{feed}-{i}", "lab_grown_default": feed.endswith("labgrown"),
-                                 "batch_size": runtime.settings.sync_consolidation_batch})
-        for feed in FEEDS for i in range(workers)
+        threading.Thread(
+            target=consolidate,
+            args=(runtime.pool, feed),
+            kwargs={
+                "worker": f"bench-{feed}-{i}",
+                "lab_grown_default": feed.endswith("labgrown"),
+                "batch_size": runtime.settings.sync_consolidation_batch,
+            },
+        )
+        for feed in FEEDS
+        for i in range(workers)
     ]
     for thread in threads:
         thread.start()
@@ -133,16 +155,21 @@ def consolidation_rate(runtime: LocalRuntime, database: str, workers: int) -> fl
 
 def latency_run(size: int) -> dict:
     """300 ms per request, the default 25 req/s budget: is the budget, not the latency, the limit?"""
-    with throwaway_database() as database, tempfile.TemporaryDirectory() as folder, \
-            emulator_process(size, 11, "--short-page-rate", "0", "--latency-ms", "300") as (url, _):
-        settings = settings_for(database, url, Path(folder), feed_rate_limit_per_second=25,
-                                plan_target_partition_size=max(200, size // 40))
+    with (
+        throwaway_database() as database,
+        tempfile.TemporaryDirectory() as folder,
+        emulator_process(size, 11, "--short-page-rate", "0", "--latency-ms", "300") as (url, _),
+    ):
+        settings = settings_for(
+            database, url, Path(folder), feed_rate_limit_per_second=25, plan_target_partition_size=max(200, size // 40)
+        )
         with LocalRuntime(settings, activity_workers=12) as runtime:
             result = full_sync(runtime)
             with runtime.pool.connection() as conn:
                 (queries,) = conn.execute("SELECT sum((plan->>'count_queries')::int) FROM runs").fetchone()
                 (fetch_wall,) = conn.execute(
-                    "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM partitions").fetchone()
+                    "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM partitions"
+                ).fetchone()
     return {**result, "queries": queries, "fetch_wall": float(fetch_wall)}
 
 
@@ -156,8 +183,11 @@ def main() -> None:
 
     rows_out = []
     for size in args.sizes:
-        with throwaway_database() as database, tempfile.TemporaryDirectory() as folder, \
-                emulator_process(size, 7, "--short-page-rate", "0") as (url, _):
+        with (
+            throwaway_database() as database,
+            tempfile.TemporaryDirectory() as folder,
+            emulator_process(size, 7, "--short-page-rate", "0") as (url, _),
+        ):
             settings = settings_for(database, url, Path(folder), plan_target_partition_size=max(1000, size // 100))
             with LocalRuntime(settings, activity_workers=6) as runtime:
                 e2e = full_sync(runtime)
@@ -172,13 +202,17 @@ def main() -> None:
         print(f"... {size:,} stones done", file=sys.stderr, flush=True)
     latency = latency_run(args.latency_stones)
 
-    lines = ["| stones | end-to-end wall | fetch stones/s | raw upsert rows/s (unchanged / changed) | "
-             "COPY ceiling rows/s | upsert / ceiling | consolidation rows/s | peak RSS |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| stones | end-to-end wall | fetch stones/s | raw upsert rows/s (unchanged / changed) | "
+        "COPY ceiling rows/s | upsert / ceiling | consolidation rows/s | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size, e2e, peak, unchanged, changed, ceiling, consolidated in rows_out:
-        lines.append(f"| {size:,} | {e2e['wall']:.1f} s | {e2e['stones'] / e2e['wall']:,.0f} | "
-                     f"{unchanged:,.0f} / {changed:,.0f} | {ceiling:,.0f} | {min(unchanged, changed) / ceiling:.0%} | "
-                     f"{consolidated:,.0f} | {peak:,.0f} MB |")
+        lines.append(
+            f"| {size:,} | {e2e['wall']:.1f} s | {e2e['stones'] / e2e['wall']:,.0f} | "
+            f"{unchanged:,.0f} / {changed:,.0f} | {ceiling:,.0f} | {min(unchanged, changed) / ceiling:.0%} | "
+            f"{consolidated:,.0f} | {peak:,.0f} MB |"
+        )
     ideal = latency["pages"] / 25
     ideal_all = (latency["pages"] + latency["queries"]) / 25
     lines += [

@@ -34,7 +34,7 @@ def _sql(name: str) -> str:
 
 _CLAIM, _HELD_FOR, _LOCK = _sql("claim.sql"), _sql("held_for.sql"), _sql("lock.sql")
 _MAP, _PRICE, _REJECT = _sql("map.sql"), _sql("price.sql"), _sql("reject.sql")
-_WRITE, _RELEASE = _sql("write.sql"), _sql("release.sql")
+_WRITE, _RELEASE, _RENEW = _sql("write.sql"), _sql("release.sql"), _sql("renew.sql")
 
 
 class UnpricedStones(RuntimeError):
@@ -132,11 +132,7 @@ def _renewing(pool: ConnectionPool, feed: str, worker: str, lease: timedelta) ->
         while not stop.wait(lease.total_seconds() / 3):
             try:
                 with pool.connection() as conn:
-                    conn.execute(
-                        """UPDATE raw_stones SET claim_expires_at = clock_timestamp() + %s
-                           WHERE feed = %s AND claimed_by = %s""",
-                        (lease, feed, worker),
-                    )
+                    conn.execute(_RENEW, {"feed": feed, "worker": worker, "lease": lease})
             except psycopg.Error:
                 log.exception("claim renewal failed; the claim may lapse", extra={"worker": worker})
 

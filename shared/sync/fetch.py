@@ -43,25 +43,36 @@ class PartitionResult:
 _STAGE = """CREATE TEMP TABLE raw_stage (stone_id text, offer_id text, payload text, payload_hash bytea)
             ON COMMIT DROP"""
 
+# One statement: upsert the raw rows and queue the new or changed ones for consolidation. Every
+# part sees the table as it was, so `known` holds the hashes from before this page.
 _UPSERT = """
-INSERT INTO raw_stones AS r (feed, stone_id, offer_id, payload, payload_hash, first_seen_run_id, last_seen_run_id)
-SELECT DISTINCT ON (stone_id) %(feed)s, stone_id, offer_id, payload::jsonb, payload_hash, %(run)s, %(run)s
-FROM raw_stage ORDER BY stone_id
-ON CONFLICT (feed, stone_id) DO UPDATE SET
-    offer_id = EXCLUDED.offer_id,
-    last_seen_run_id = EXCLUDED.last_seen_run_id,
-    fetched_at = now(),
-    -- Unchanged payloads are not rewritten: consolidation only sees rows whose hash moved.
-    payload = CASE WHEN r.payload_hash = EXCLUDED.payload_hash THEN r.payload ELSE EXCLUDED.payload END,
-    changed_at = CASE WHEN r.payload_hash = EXCLUDED.payload_hash THEN r.changed_at ELSE now() END,
-    payload_hash = EXCLUDED.payload_hash
-"""
-
-_CLASSIFY = """
-SELECT count(*) FILTER (WHERE r.stone_id IS NULL),
-       count(*) FILTER (WHERE r.payload_hash IS DISTINCT FROM s.payload_hash AND r.stone_id IS NOT NULL)
-FROM (SELECT DISTINCT ON (stone_id) stone_id, payload_hash FROM raw_stage ORDER BY stone_id) s
-LEFT JOIN raw_stones r ON r.feed = %s AND r.stone_id = s.stone_id
+WITH staged AS (
+    SELECT DISTINCT ON (stone_id) stone_id, offer_id, payload, payload_hash FROM raw_stage ORDER BY stone_id
+), known AS (
+    SELECT s.stone_id, s.payload_hash, r.payload_hash AS stored_hash, r.stone_id IS NULL AS is_new
+    FROM staged s LEFT JOIN raw_stones r ON r.feed = %(feed)s AND r.stone_id = s.stone_id
+), upserted AS (
+    INSERT INTO raw_stones AS r (feed, stone_id, offer_id, payload, payload_hash, first_seen_run_id,
+                                 last_seen_run_id)
+    SELECT %(feed)s, stone_id, offer_id, payload::jsonb, payload_hash, %(run)s, %(run)s FROM staged
+    ON CONFLICT (feed, stone_id) DO UPDATE SET
+        offer_id = EXCLUDED.offer_id,
+        last_seen_run_id = EXCLUDED.last_seen_run_id,
+        fetched_at = now(),
+        -- Unchanged payloads are not rewritten, and not queued for consolidation.
+        payload = CASE WHEN r.payload_hash = EXCLUDED.payload_hash THEN r.payload ELSE EXCLUDED.payload END,
+        changed_at = CASE WHEN r.payload_hash = EXCLUDED.payload_hash THEN r.changed_at ELSE now() END,
+        payload_hash = EXCLUDED.payload_hash
+    RETURNING 1
+), queued AS (
+    INSERT INTO raw_pending (feed, stone_id, payload_hash)
+    SELECT %(feed)s, stone_id, payload_hash FROM known WHERE stored_hash IS DISTINCT FROM payload_hash
+    ON CONFLICT (feed, stone_id) DO UPDATE SET payload_hash = EXCLUDED.payload_hash, changed_at = now()
+    RETURNING 1
+)
+SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new AND stored_hash <> payload_hash),
+       (SELECT count(*) FROM upserted), (SELECT count(*) FROM queued)
+FROM known
 """
 
 
@@ -113,8 +124,7 @@ def _apply_page(conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partitio
         with conn.cursor().copy("COPY raw_stage (stone_id, offer_id, payload, payload_hash) FROM STDIN") as copy:
             for item in page.items:
                 copy.write_row((item.stone_id, item.offer_id, item.payload, item.payload_hash))
-        new, changed = conn.execute(_CLASSIFY, (feed,)).fetchone()
-        conn.execute(_UPSERT, {"feed": feed, "run": run_id})
+        new, changed, _, _ = conn.execute(_UPSERT, {"feed": feed, "run": run_id}).fetchone()
     if page.rejects:
         with conn.cursor() as cur:
             cur.executemany(

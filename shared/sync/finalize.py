@@ -39,7 +39,7 @@ UPDATE diamonds d SET delisted_at = NULL, listed_at = now(), updated_at = now(),
 FROM raw_stones r
 WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
   AND r.last_seen_run_id = %(run)s AND d.delisted_at IS NOT NULL
-  AND r.consolidated_hash = r.payload_hash
+  AND NOT EXISTS (SELECT 1 FROM raw_pending q WHERE q.feed = r.feed AND q.stone_id = r.stone_id)
 """
 
 

@@ -68,8 +68,9 @@ class Feed:
     def post_login(self) -> httpx.Response:
         config = self.emulator.config
         user, password = json.dumps(config.username), json.dumps(config.password.get_secret_value())
-        return self.post(f"{{ authenticate {{ username_and_password(username: {user}, password: {password}) "
-                         "{ token } } }")
+        return self.post(
+            f"{{ authenticate {{ username_and_password(username: {user}, password: {password}) {{ token }} }} }}"
+        )
 
     def login(self) -> str:
         response = self.post_login()
@@ -80,13 +81,15 @@ class Feed:
     def count(self, query: dict[str, Any] | None = None) -> int:
         return self.data(COUNT_QUERY, {"token": self.token, "query": query})["as"]["diamonds_by_query_count"]
 
-    def page(self, query: dict[str, Any] | None, offset: int, limit: int = 50,
-             order: dict[str, str] | None = None) -> dict[str, Any]:
+    def page(
+        self, query: dict[str, Any] | None, offset: int, limit: int = 50, order: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         variables = {"token": self.token, "query": query, "offset": offset, "limit": limit, "order": order}
         return self.data(PAGE_QUERY, variables)["as"]["diamonds_by_query"]
 
-    def all_items(self, query: dict[str, Any] | None = None, order: dict[str, str] | None = None,
-                  limit: int = 50) -> list[dict[str, Any]]:
+    def all_items(
+        self, query: dict[str, Any] | None = None, order: dict[str, str] | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         """Every item, paging by the number received until a page comes back empty."""
         items: list[dict[str, Any]] = []
         self.pages = []
@@ -124,4 +127,3 @@ def feed(emulator: RunningEmulator) -> Iterator[Feed]:
         client.login()
         yield client
     emulator.faults.replace(before)
-

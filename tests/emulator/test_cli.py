@@ -37,7 +37,11 @@ def test_serves_until_interrupted():
     env = {**os.environ, "EMULATOR_SIZE": "1000", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator", "--port", "0", "--seed", "3"],
-        cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         banner = "".join(process.stdout.readline() for _ in range(2))

@@ -52,11 +52,13 @@ def test_server_errors_are_500_502_503(feed, emulator):
 def test_timeout_hangs_longer_than_the_client_waits(feed, emulator):
     emulator.faults.replace(FaultSettings(rate_timeout=1.0, timeout_hang_seconds=1.0))
     with pytest.raises(httpx.ReadTimeout):
-        feed.http.post(emulator.url, json={"query": COUNT}, headers={"Authorization": f"Bearer {feed.token}"},
-                       timeout=0.3)
+        feed.http.post(
+            emulator.url, json={"query": COUNT}, headers={"Authorization": f"Bearer {feed.token}"}, timeout=0.3
+        )
     started = time.perf_counter()
-    patient = feed.http.post(emulator.url, json={"query": COUNT}, headers={"Authorization": f"Bearer {feed.token}"},
-                             timeout=5)
+    patient = feed.http.post(
+        emulator.url, json={"query": COUNT}, headers={"Authorization": f"Bearer {feed.token}"}, timeout=5
+    )
     assert time.perf_counter() - started >= 1.0
     assert patient.json() == {"data": {"diamonds_by_query_count": emulator.inventory.truth()}}
 

@@ -17,9 +17,20 @@ import pytest
 from emulator import Inventory
 from emulator.filters import Band, StoneFilter, StoneOrder
 
-SHAPES = {"RD": "ROUND", "ROUND BRILLIANT": "ROUND", "OV": "OVAL", "CU": "CUSHION", "CUSHION MODIFIED": "CUSHION",
-          "PR": "PRINCESS", "EM": "EMERALD", "PS": "PEAR", "RAD": "RADIANT", "MQ": "MARQUISE", "AS": "ASSCHER",
-          "HS": "HEART"}
+SHAPES = {
+    "RD": "ROUND",
+    "ROUND BRILLIANT": "ROUND",
+    "OV": "OVAL",
+    "CU": "CUSHION",
+    "CUSHION MODIFIED": "CUSHION",
+    "PR": "PRINCESS",
+    "EM": "EMERALD",
+    "PS": "PEAR",
+    "RAD": "RADIANT",
+    "MQ": "MARQUISE",
+    "AS": "ASSCHER",
+    "HS": "HEART",
+}
 GRADES = {"EXCELLENT": "EX", "VERY GOOD": "VG", "GOOD": "G", "FAIR": "F", "POOR": "P"}
 Item = dict[str, Any]
 
@@ -72,8 +83,11 @@ CASES: list[tuple[str, dict[str, Any], Callable[[Item], bool]]] = [
     ("lab-grown", {"labgrown": True}, lambda i: cert(i, "labgrown") is True),
     ("shapes", {"shapes": ["OVAL", "pear"]}, lambda i: shape(i) in {"OVAL", "PEAR"}),
     ("shapes in other spellings", {"shapes": ["RD", "Cushion_Modified"]}, lambda i: shape(i) in {"ROUND", "CUSHION"}),
-    ("sizes as a list", {"sizes": [{"from": 0.5, "to": 0.7}, {"from": 1, "to": 1.01}]},
-     lambda i: _between(0.5, 0.7)(carats(i)) or _between(1, 1.01)(carats(i))),
+    (
+        "sizes as a list",
+        {"sizes": [{"from": 0.5, "to": 0.7}, {"from": 1, "to": 1.01}]},
+        lambda i: _between(0.5, 0.7)(carats(i)) or _between(1, 1.01)(carats(i)),
+    ),
     ("sizes as one object", {"sizes": {"from": 1, "to": 1.5}}, lambda i: _between(1, 1.5)(carats(i))),
     ("sizes open above", {"sizes": [{"from": 2}]}, lambda i: carats(i) >= 2),
     ("sizes open below", {"sizes": [{"to": 0.4}]}, lambda i: carats(i) < Fraction("0.4")),
@@ -90,18 +104,40 @@ CASES: list[tuple[str, dict[str, Any], Callable[[Item], bool]]] = [
     ("excludeFairPoorCuts", {"excludeFairPoorCuts": True}, lambda i: grade(i, "cut") not in {"F", "P"}),
     ("hide_memo", {"hide_memo": True}, lambda i: availability(i) != "MEMO"),
     ("dollar_value", {"dollar_value": {"from": 1000, "to": 5000}}, lambda i: 100_000 <= i["price"] < 500_000),
-    ("dollar_per_carat", {"dollar_per_carat": {"from": 2000, "to": 4000}},
-     lambda i: _between(2000, 4000)(per_carat(i))),
+    (
+        "dollar_per_carat",
+        {"dollar_per_carat": {"from": 2000, "to": 4000}},
+        lambda i: _between(2000, 4000)(per_carat(i)),
+    ),
     ("dollar_per_carat open above", {"dollar_per_carat": {"from": 20000}}, lambda i: per_carat(i) >= 20000),
     ("dollar_per_carat open below", {"dollar_per_carat": {"to": 150}}, lambda i: per_carat(i) < 150),
-    ("planner's band", {"labgrown": True, "dollar_per_carat": {"from": 100, "to": 200}},
-     lambda i: cert(i, "labgrown") and _between(100, 200)(per_carat(i))),
+    (
+        "planner's band",
+        {"labgrown": True, "dollar_per_carat": {"from": 100, "to": 200}},
+        lambda i: cert(i, "labgrown") and _between(100, 200)(per_carat(i)),
+    ),
     ("empty list restricts nothing", {"color": []}, lambda i: True),
-    ("combined", {"labgrown": False, "shapes": ["ROUND"], "color": ["G", "H", "I"], "has_image": True,
-                  "sizes": [{"from": 0.3}], "excludeFairPoorCuts": True, "dollar_per_carat": {"to": 8000}},
-     lambda i: not cert(i, "labgrown") and shape(i) == "ROUND" and cert(i, "color") in {"G", "H", "I"}
-     and i["diamond"]["image"] is not None and carats(i) >= Fraction("0.3") and grade(i, "cut") not in {"F", "P"}
-     and per_carat(i) < 8000),
+    (
+        "combined",
+        {
+            "labgrown": False,
+            "shapes": ["ROUND"],
+            "color": ["G", "H", "I"],
+            "has_image": True,
+            "sizes": [{"from": 0.3}],
+            "excludeFairPoorCuts": True,
+            "dollar_per_carat": {"to": 8000},
+        },
+        lambda i: (
+            not cert(i, "labgrown")
+            and shape(i) == "ROUND"
+            and cert(i, "color") in {"G", "H", "I"}
+            and i["diamond"]["image"] is not None
+            and carats(i) >= Fraction("0.3")
+            and grade(i, "cut") not in {"F", "P"}
+            and per_carat(i) < 8000
+        ),
+    ),
 ]
 
 
@@ -152,7 +188,7 @@ def test_updated_without_offset_is_utc_and_bad_timestamps_are_refused(feed, emul
     cut = int(np.median(stamps))
     naive = datetime.fromtimestamp(cut / 1000, UTC).replace(tzinfo=None).isoformat()
     assert feed.count({"updated": {"to": naive}}) == int(np.count_nonzero(stamps < cut))
-    body = feed.post("{ diamonds_by_query_count(query: {updated: {from: \"yesterday\"}}) }", bearer=feed.token).json()
+    body = feed.post('{ diamonds_by_query_count(query: {updated: {from: "yesterday"}}) }', bearer=feed.token).json()
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 

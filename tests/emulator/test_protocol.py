@@ -40,10 +40,34 @@ query Search($token: String!, $query: DiamondQuery!, $offset: Int, $limit: Int, 
   }
 }
 """
-VECTOR_FILTER = {"labgrown": False, "shapes": ["ROUND"], "sizes": [{"from": 1, "to": 1.5}],
-                 "has_v360": True, "has_image": True, "color": ["D", "E"]}
-CERT_KEYS = {"id", "lab", "shape", "certNumber", "cut", "carats", "clarity", "polish", "symmetry", "color",
-             "width", "length", "depth", "girdle", "floInt", "floCol", "depthPercentage", "table"}
+VECTOR_FILTER = {
+    "labgrown": False,
+    "shapes": ["ROUND"],
+    "sizes": [{"from": 1, "to": 1.5}],
+    "has_v360": True,
+    "has_image": True,
+    "color": ["D", "E"],
+}
+CERT_KEYS = {
+    "id",
+    "lab",
+    "shape",
+    "certNumber",
+    "cut",
+    "carats",
+    "clarity",
+    "polish",
+    "symmetry",
+    "color",
+    "width",
+    "length",
+    "depth",
+    "girdle",
+    "floInt",
+    "floCol",
+    "depthPercentage",
+    "table",
+}
 
 
 def test_test_vector_with_bearer_header(feed):
@@ -58,8 +82,19 @@ def test_test_vector_with_bearer_header(feed):
         assert isinstance(item["price"], int)
         assert isinstance(item["discount"], float)
         diamond = item["diamond"]
-        assert set(diamond) == {"id", "video", "image", "availability", "supplierStockId", "brown", "green",
-                                "milky", "eyeClean", "mine_of_origin", "certificate"}
+        assert set(diamond) == {
+            "id",
+            "video",
+            "image",
+            "availability",
+            "supplierStockId",
+            "brown",
+            "green",
+            "milky",
+            "eyeClean",
+            "mine_of_origin",
+            "certificate",
+        }
         assert diamond["id"] != item["id"]  # the stone id is not the offer id
         assert diamond["image"]
         assert diamond["video"]
@@ -72,8 +107,13 @@ def test_test_vector_with_bearer_header(feed):
 
 
 def test_same_operation_with_variables_inside_as(feed):
-    variables = {"token": feed.token, "query": VECTOR_FILTER, "offset": 0, "limit": 50,
-                 "order": {"type": "price", "direction": "ASC"}}
+    variables = {
+        "token": feed.token,
+        "query": VECTOR_FILTER,
+        "offset": 0,
+        "limit": 50,
+        "order": {"type": "price", "direction": "ASC"},
+    }
     wrapped = feed.data(AS_VARIABLES, variables)["as"]["diamonds_by_query"]
     direct = feed.data(TEST_VECTOR, bearer=feed.token)["diamonds_by_query"]
     assert [i["id"] for i in wrapped["items"]] == [i["id"] for i in direct["items"]]
@@ -108,7 +148,7 @@ def test_missing_or_unknown_token_is_a_graphql_auth_error(feed, bearer):
 
 
 def test_unknown_token_in_as_wrapper(feed):
-    body = feed.post("{ as(token: \"nope\") { diamonds_by_query_count } }").json()
+    body = feed.post('{ as(token: "nope") { diamonds_by_query_count } }').json()
     assert body["data"] == {"as": None}
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert body["errors"][0]["path"] == ["as"]
@@ -126,8 +166,7 @@ def test_tokens_expire_after_their_ttl():
 
 
 def test_http_auth_error_style_answers_401():
-    with RunningEmulator(EmulatorConfig(port=0, size=200, auth_error_style="http")) as running, \
-            httpx.Client() as http:
+    with RunningEmulator(EmulatorConfig(port=0, size=200, auth_error_style="http")) as running, httpx.Client() as http:
         response = http.post(running.url, json={"query": "{ diamonds_by_query_count }"})
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
@@ -142,8 +181,9 @@ def test_admin_can_expire_every_token(feed):
 
 @pytest.mark.parametrize(("limit", "offset"), [(51, 0), (-1, 0), (10, -5)])
 def test_limit_over_50_and_negative_values_are_bad_user_input(feed, limit, offset):
-    body = feed.post(f"{{ diamonds_by_query(limit: {limit}, offset: {offset}) {{ total_count }} }}",
-                     bearer=feed.token).json()
+    body = feed.post(
+        f"{{ diamonds_by_query(limit: {limit}, offset: {offset}) {{ total_count }} }}", bearer=feed.token
+    ).json()
     assert body["data"] == {"diamonds_by_query": None}
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
@@ -162,13 +202,16 @@ def test_syntax_error_is_parse_failed(feed):
     assert body["errors"][0]["locations"]
 
 
-@pytest.mark.parametrize("query", [
-    "{ diamonds_by_query { items { no_such_field } } }",
-    "{ diamonds_by_query(query: { colour: [D] }) { total_count } }",
-    "{ diamonds_by_query(order: { type: \"price\" }) { total_count } }",  # order types are a real enum
-    "{ diamonds_by_query(query: { color: [1] }) { total_count } }",
-    "{ diamonds_by_query(query: { dollar_per_carat: { from: 10.5 } }) { total_count } }",  # whole dollars
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ diamonds_by_query { items { no_such_field } } }",
+        "{ diamonds_by_query(query: { colour: [D] }) { total_count } }",
+        '{ diamonds_by_query(order: { type: "price" }) { total_count } }',  # order types are a real enum
+        "{ diamonds_by_query(query: { color: [1] }) { total_count } }",
+        "{ diamonds_by_query(query: { dollar_per_carat: { from: 10.5 } }) { total_count } }",  # whole dollars
+    ],
+)
 def test_invalid_documents_fail_validation(feed, query):
     body = feed.post(query, bearer=feed.token).json()
     assert "data" not in body
@@ -189,10 +232,12 @@ def test_unknown_grade_is_bad_user_input_but_unknown_shape_matches_nothing(feed)
 
 
 def test_bare_and_quoted_enums_and_variables_agree(feed):
-    bare = feed.data("{ diamonds_by_query_count(query: { color: [D, E], cut: [EX], shapes: [ROUND] }) }",
-                     bearer=feed.token)
-    quoted = feed.data('{ diamonds_by_query_count(query: { color: ["D", "E"], cut: ["EX"], shapes: ["ROUND"] }) }',
-                       bearer=feed.token)
+    bare = feed.data(
+        "{ diamonds_by_query_count(query: { color: [D, E], cut: [EX], shapes: [ROUND] }) }", bearer=feed.token
+    )
+    quoted = feed.data(
+        '{ diamonds_by_query_count(query: { color: ["D", "E"], cut: ["EX"], shapes: ["ROUND"] }) }', bearer=feed.token
+    )
     assert bare == quoted
     assert bare["diamonds_by_query_count"] == feed.count({"color": ["D", "E"], "cut": ["EX"], "shapes": ["ROUND"]})
     assert bare["diamonds_by_query_count"] > 0

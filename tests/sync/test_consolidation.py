@@ -40,7 +40,7 @@ def backlog(runtime, pool) -> int:
 
 def _counts(conn: psycopg.Connection) -> tuple[int, int, int]:
     return conn.execute(
-        """SELECT (SELECT count(*) FROM raw_stones WHERE consolidated_hash IS DISTINCT FROM payload_hash),
+        """SELECT (SELECT count(*) FROM raw_pending),
                   (SELECT count(*) FROM diamonds), (SELECT count(*) FROM mapping_rejects)"""
     ).fetchone()
 
@@ -92,7 +92,7 @@ def test_killed_consolidator_loses_its_lease_and_another_finishes(pool, backlog:
     assert doomed.stdout is not None
     assert doomed.stdout.readline().strip() == b"claimed"
     with pool.connection() as conn:
-        held = conn.execute("SELECT count(*) FROM raw_stones WHERE claimed_by = 'doomed'").fetchone()[0]
+        held = conn.execute("SELECT count(*) FROM raw_pending WHERE claimed_by = 'doomed'").fetchone()[0]
     assert held == 300
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(10)
@@ -107,4 +107,4 @@ def test_killed_consolidator_loses_its_lease_and_another_finishes(pool, backlog:
         pending, diamonds, rejects = _counts(conn)
         assert pending == 0
         assert diamonds + rejects == backlog
-        assert conn.execute("SELECT count(*) FROM raw_stones WHERE claimed_by IS NOT NULL").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM raw_pending").fetchone() == (0,)

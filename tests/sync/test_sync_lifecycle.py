@@ -75,8 +75,9 @@ def test_run_survives_faults_with_exact_counts(feed, run_sync, feed_ids, listed,
     assert listed("nivoda-natural") == natural - broken
 
 
-def test_permanent_partition_failure_dead_letters_then_replays(sync_settings_for, pool, feed, feed_ids, listed,
-                                                               database_url: str) -> None:
+def test_permanent_partition_failure_dead_letters_then_replays(
+    sync_settings_for, pool, feed, feed_ids, listed, database_url: str
+) -> None:
     from datetime import UTC, datetime
 
     from local_host.runtime import LocalRuntime
@@ -86,18 +87,25 @@ def test_permanent_partition_failure_dead_letters_then_replays(sync_settings_for
     from shared.planning.plan import plan_full
     from shared.planning.store import LocalScanStore
 
-    local = sync_settings_for(sync_min_success_share=0.5, sync_fetch_attempts=2,
-                          sync_fetch_retry_first_seconds=0.1, feed_max_attempts=2)
+    local = sync_settings_for(
+        sync_min_success_share=0.5, sync_fetch_attempts=2, sync_fetch_retry_first_seconds=0.1, feed_max_attempts=2
+    )
     spec = get_feed("nivoda-natural")
     # The run plans exactly these partitions (same inventory, same settings): make the second one fail.
-    preview = plan_full(spec, spec.open_source(local, pool), LocalScanStore(local.scan_store_dir / "preview"),
-                        target_size=local.plan_target_partition_size, max_partitions=local.plan_max_partitions,
-                        now=datetime.now(UTC))
+    preview = plan_full(
+        spec,
+        spec.open_source(local, pool),
+        LocalScanStore(local.scan_store_dir / "preview"),
+        target_size=local.plan_target_partition_size,
+        max_partitions=local.plan_max_partitions,
+        now=datetime.now(UTC),
+    )
     doomed = preview.partitions[1]
     feed.faults.replace(FaultSettings(failing_dpc_from=[doomed.dpc_from]))
     with LocalRuntime(local, pool=pool) as runtime:
-        instance = runtime.client.start_new("sync_run", sync_instance_id(spec.name),
-                                            sync_request(spec.name, "full", "cli"))
+        instance = runtime.client.start_new(
+            "sync_run", sync_instance_id(spec.name), sync_request(spec.name, "full", "cli")
+        )
         summary = runtime.client.wait_for_completion(instance, timeout=180).output
         assert summary["status"] == "partially_succeeded", summary
         assert summary["failed_partitions"] == 1

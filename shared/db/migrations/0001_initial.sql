@@ -46,7 +46,7 @@ CREATE TABLE partitions (
     PRIMARY KEY (run_id, partition_no)
 );
 
--- Raw feed rows, one per supplier stone, exactly as received.
+-- Raw feed rows, one per supplier stone, exactly as received. Written by fetching only.
 CREATE TABLE raw_stones (
     feed              text NOT NULL,
     stone_id          text NOT NULL,          -- the supplier's stone id (diamond.id): the de-duplication key
@@ -57,16 +57,25 @@ CREATE TABLE raw_stones (
     last_seen_run_id  uuid NOT NULL,
     fetched_at        timestamptz NOT NULL DEFAULT now(),
     changed_at        timestamptz NOT NULL DEFAULT now(),
-    consolidated_hash bytea,                  -- payload_hash last mapped into diamonds; differs = pending
+    PRIMARY KEY (feed, stone_id)
+);
+CREATE INDEX raw_stones_last_seen ON raw_stones (feed, last_seen_run_id);
+
+-- The consolidation backlog: raw rows whose payload is new or changed and not yet in the catalogue.
+-- A narrow queue of its own, so claiming and finishing work never rewrites the wide raw rows.
+CREATE TABLE raw_pending (
+    feed              text NOT NULL,
+    stone_id          text NOT NULL,
+    payload_hash      bytea NOT NULL,         -- the payload to consolidate; a newer fetch replaces it
+    changed_at        timestamptz NOT NULL DEFAULT now(),
     claimed_by        text,                   -- consolidation lease holder
     claim_expires_at  timestamptz,
     PRIMARY KEY (feed, stone_id),
+    FOREIGN KEY (feed, stone_id) REFERENCES raw_stones ON DELETE CASCADE,
     CHECK ((claimed_by IS NULL) = (claim_expires_at IS NULL))
 );
--- The consolidation backlog stays small and is found without scanning every raw row.
-CREATE INDEX raw_stones_pending ON raw_stones (feed, changed_at)
-    WHERE consolidated_hash IS DISTINCT FROM payload_hash;
-CREATE INDEX raw_stones_last_seen ON raw_stones (feed, last_seen_run_id);
+CREATE INDEX raw_pending_order ON raw_pending (feed, changed_at, stone_id);
+CREATE INDEX raw_pending_claimed ON raw_pending (claimed_by) WHERE claimed_by IS NOT NULL;
 
 -- Items the feed sent that failed validation: kept with the reason, never dropped silently.
 CREATE TABLE feed_rejects (

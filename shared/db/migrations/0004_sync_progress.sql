@@ -19,6 +19,3 @@ CREATE TABLE mapping_rejects (
     rejected_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (feed, stone_id)
 );
-
--- Consolidators renew and check their claims by holder.
-CREATE INDEX raw_stones_claimed ON raw_stones (claimed_by) WHERE claimed_by IS NOT NULL;

@@ -1,3 +1,3 @@
 -- Lock the rows this worker still holds (a lapsed claim taken over by another worker is not ours).
 SELECT count(*) FROM (
-    SELECT 1 FROM raw_stones WHERE feed = %(feed)s AND claimed_by = %(worker)s FOR UPDATE) AS held
+    SELECT 1 FROM raw_pending WHERE feed = %(feed)s AND claimed_by = %(worker)s FOR UPDATE) AS held

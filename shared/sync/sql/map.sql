@@ -57,7 +57,8 @@ WITH typed AS MATERIALIZED (
         caratflow_numeric(d.delivery_time ->> 'min_business_days') AS delivery_min_days,
         caratflow_numeric(d.delivery_time ->> 'max_business_days') AS delivery_max_days,
         caratflow_numeric(d.return_window) AS return_window_days
-    FROM raw_stones r
+    FROM raw_pending q
+    JOIN raw_stones r ON r.feed = q.feed AND r.stone_id = q.stone_id
     CROSS JOIN LATERAL jsonb_to_record(r.payload) AS i(id text, price text, diamond jsonb)
     CROSS JOIN LATERAL jsonb_to_record(CASE WHEN jsonb_typeof(i.diamond) = 'object' THEN i.diamond END) AS d(
         id text, availability text, "supplierStockId" text, image text, video text, v360 jsonb, "eyeClean" text,
@@ -69,7 +70,7 @@ WITH typed AS MATERIALIZED (
         "depthPercentage" text, "table" text, girdle text, "culetSize" text, "crownAngle" text, "crownHeight" text,
         "pavAngle" text, "pavDepth" text, labgrown text, labgrown_type text, treated text, f_color text,
         f_intensity text, f_overtone text)
-    WHERE r.feed = %(feed)s AND r.claimed_by = %(worker)s
+    WHERE q.feed = %(feed)s AND q.claimed_by = %(worker)s
 )
 SELECT
     %(feed)s::text AS feed,
