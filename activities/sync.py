@@ -44,13 +44,19 @@ def start_run(request: dict) -> dict:
 @bp.activity_trigger(input_name="request")
 def reopen_run(request: dict) -> dict:
     """Reopen a run for a dead-letter replay; the partitions to fetch again come back with it."""
+    run = _run(request)
+    with deps.pool().connection() as conn:
+        numbers = runs.reopen_for_replay(conn, run.run_id)
+    return {**_descriptor(run), "partitions": numbers}
+
+
+def _run(request: dict) -> runs.Run:
     run_id = uuid.UUID(request["run_id"])
     with deps.pool().connection() as conn:
         run = runs.get_run(conn, run_id)
-        if run is None:
-            raise LookupError(f"no run {run_id}")
-        numbers = runs.reopen_for_replay(conn, run_id)
-    return {**_descriptor(run), "partitions": numbers}
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    return run
 
 
 def _descriptor(run: runs.Run) -> dict:
@@ -74,11 +80,9 @@ def _descriptor(run: runs.Run) -> dict:
 def plan_run(request: dict) -> dict:
     """Plan the run's partitions (once) and return their numbers."""
     settings = deps.settings()
-    run_id = uuid.UUID(request["run_id"])
+    run = _run(request)
+    run_id = run.run_id
     with deps.pool().connection() as conn:
-        run = runs.get_run(conn, run_id)
-        if run is None:
-            raise LookupError(f"no run {run_id}")
         existing = runs.partition_numbers(conn, run_id)
     if existing:
         return {"partitions": existing}
@@ -118,11 +122,8 @@ def plan_run(request: dict) -> dict:
 def fetch_partition(request: dict) -> dict:
     """Fetch one partition from its checkpoint; raises on failure so the durable retry applies."""
     settings = deps.settings()
-    run_id = uuid.UUID(request["run_id"])
-    with deps.pool().connection() as conn:
-        run = runs.get_run(conn, run_id)
-    if run is None:
-        raise LookupError(f"no run {run_id}")
+    run = _run(request)
+    run_id = run.run_id
     source = get_feed(run.feed).open_source(settings, deps.pool())
     result = fetch.fetch_partition(
         deps.pool(),

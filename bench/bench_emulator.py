@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -23,14 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import numpy as np
 import psutil
 from graphql import parse
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(PROJECT / "bench"))
 
-from emulator import EmulatorConfig, Inventory  # noqa: E402 (after the path set-up above)
+from common import machine, write_section  # noqa: E402 (after the path set-up above)
+
+from emulator import EmulatorConfig, Inventory  # noqa: E402
 from emulator.app import EmulatorState  # noqa: E402
 from emulator.filters import parse_order, parse_query  # noqa: E402
 from emulator.page import PageContext  # noqa: E402
@@ -183,18 +184,6 @@ def _login(http: httpx.Client, url: str) -> str:
     return http.post(url, json={"query": query}).json()["data"]["authenticate"]["username_and_password"]["token"]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = found.group(1) if found else cpu
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-        f"Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} {platform.release()}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 2_000_000])
@@ -233,9 +222,6 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if args.write:
-        sys.path.insert(0, str(PROJECT / "bench"))
-        from common import write_section
-
         write_section("bench_emulator", "\n".join(lines))
 
 

@@ -129,9 +129,12 @@ def copy_ceiling(database: str, rows: list[tuple]) -> float:
 
 def consolidation_rate(runtime: LocalRuntime, database: str, workers: int) -> float:
     with psycopg.connect(database, autocommit=True) as conn:
-        rows = conn.execute(
+        # Every raw row queued again (the changed-payload pass above has queued them already).
+        conn.execute(
             "INSERT INTO raw_pending (feed, stone_id, payload_hash) SELECT feed, stone_id, payload_hash FROM raw_stones"
-        ).rowcount
+            " ON CONFLICT DO NOTHING"
+        )
+        (rows,) = conn.execute("SELECT count(*) FROM raw_pending").fetchone()
     started = time.perf_counter()
     threads = [
         threading.Thread(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from azure.durable_functions import OrchestrationRuntimeStatus
 from psycopg_pool import ConnectionPool
 
 from local_host import store
 from local_host.store import InstanceExists, InstanceNotFound
 
-__all__ = ["InstanceExists", "InstanceNotFound", "InstanceStatus", "LocalDurableClient"]
+__all__ = ["AsyncLocalClient", "InstanceExists", "InstanceNotFound", "InstanceStatus", "LocalDurableClient"]
 
 FINISHED = ("Completed", "Failed", "Terminated")
 
@@ -95,3 +97,37 @@ class LocalDurableClient:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{instance_id} still {status.runtime_status} after {timeout} s")
             time.sleep(poll)
+
+
+class AsyncLocalClient:
+    """The local client behind the async methods of the SDK's DurableOrchestrationClient that caratflow
+    calls, so client-function code (timer triggers, operator endpoints) runs unchanged on both hosts."""
+
+    def __init__(self, client: LocalDurableClient) -> None:
+        self.client = client
+
+    async def start_new(
+        self, orchestration_function_name: str, instance_id: str | None = None, client_input: Any = None
+    ) -> str:
+        return await asyncio.to_thread(self.client.start_new, orchestration_function_name, instance_id, client_input)
+
+    async def get_status(self, instance_id: str) -> DurableStatus | None:
+        try:
+            status = await asyncio.to_thread(self.client.get_status, instance_id)
+        except InstanceNotFound:
+            return None
+        return DurableStatus(status, OrchestrationRuntimeStatus(status.runtime_status))
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        await asyncio.to_thread(self.client.terminate, instance_id, reason)
+
+
+@dataclass(frozen=True)
+class DurableStatus:
+    """An InstanceStatus whose runtime_status is the SDK's enum, as DurableOrchestrationStatus has it."""
+
+    status: InstanceStatus
+    runtime_status: OrchestrationRuntimeStatus
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.status, name)

@@ -100,14 +100,17 @@ class LocalHost:
     # --- lifecycle
 
     def start(self) -> LocalHost:
+        self._stop.clear()
         self._liveness = psycopg.connect(self.pool.conninfo, autocommit=True)
         self._liveness.execute("SELECT pg_advisory_lock(%s)", (_liveness_key(self.host_id),))
         self.reclaim_dead_hosts()
-        loops = [("dispatch", self._dispatch_loop)] * self.dispatchers
-        loops += [("activity", self._activity_loop)] * self.activity_workers
-        loops += [("leases", self._lease_loop)]
-        for index, (role, target) in enumerate(loops):
-            thread = threading.Thread(target=target, name=f"{self.host_id}-{role}-{index}", daemon=True)
+        loops = [("dispatch", self._loop, self.dispatch_one)] * self.dispatchers
+        loops += [("activity", self._loop, self.run_one_activity)] * self.activity_workers
+        loops += [("leases", self._lease_loop, None)]
+        for index, (role, target, step) in enumerate(loops):
+            thread = threading.Thread(
+                target=target, args=(step,) if step else (), name=f"{self.host_id}-{role}-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         log.info("local host started", extra={"host_id": self.host_id, "activity_workers": self.activity_workers})
@@ -159,12 +162,13 @@ class LocalHost:
         with self._wake:
             self._wake.wait(self.poll_interval)
 
-    def _dispatch_loop(self) -> None:
+    def _loop(self, step: Callable[[], bool]) -> None:
+        """Run `step` until stopped; idle when it found nothing to do, back off when it failed."""
         while not self._stop.is_set():
             try:
-                worked = self.dispatch_one()
+                worked = step()
             except Exception:
-                log.exception("dispatcher failed; retrying", extra={"host_id": self.host_id})
+                log.exception("host loop step failed; retrying", extra={"host_id": self.host_id, "step": step.__name__})
                 worked = False
                 time.sleep(self.poll_interval * 10)
             if not worked:
@@ -188,17 +192,6 @@ class LocalHost:
         if episode.activities or episode.children or episode.status != "Running":
             self.wake()
         return True
-
-    def _activity_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                worked = self.run_one_activity()
-            except Exception:
-                log.exception("activity worker failed; retrying", extra={"host_id": self.host_id})
-                worked = False
-                time.sleep(self.poll_interval * 10)
-            if not worked:
-                self._idle()
 
     def run_one_activity(self) -> bool:
         with self.pool.connection() as conn:

@@ -43,3 +43,27 @@ def test_second_full_run_changes_nothing(run_sync, listed) -> None:
     assert second["unchanged"] == second["fetched"] == first["fetched"]
     assert second["new"] == second["changed"] == second["catalogued"] == second["delisted"] == 0
     assert len(listed("nivoda-labgrown")) == first["fetched"]
+
+
+def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_sync) -> None:
+    import asyncio
+
+    from local_host.client import AsyncLocalClient
+    from orchestrators.triggers import start_sync
+
+    client = AsyncLocalClient(runtime.client)
+    runtime.host.stop()  # hold the first run in Pending so the second timer surely finds it active
+    try:
+        first = asyncio.run(start_sync(client, "nivoda-natural", "full", "timer"))
+        second = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))
+        other_feed = asyncio.run(start_sync(client, "nivoda-labgrown", "full", "timer"))
+    finally:
+        runtime.host.start()
+    assert first == sync_instance_id("nivoda-natural")
+    assert second is None
+    assert other_feed == sync_instance_id("nivoda-labgrown")  # feeds run independently
+    for instance in (first, other_feed):
+        status = runtime.client.wait_for_completion(instance, timeout=180)
+        assert status.output["status"] == "succeeded"
+    again = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))  # idle again: starts
+    assert runtime.client.wait_for_completion(again, timeout=180).output["kind"] == "incremental"
