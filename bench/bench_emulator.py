@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +25,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "bench"))
 
-from common import machine, write_section  # noqa: E402 (after the path set-up above)
+from common import emulator_process, machine, write_section  # noqa: E402 (after the path set-up above)
 
 from emulator import EmulatorConfig, Inventory  # noqa: E402
 from emulator.app import EmulatorState  # noqa: E402
@@ -120,32 +116,7 @@ def in_process(inventory: Inventory, pages: int) -> dict[str, float]:
 
 
 def over_http(size: int, seed: int, pages: int) -> dict[str, float]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "--port",
-            "0",
-            "--size",
-            str(size),
-            "--seed",
-            str(seed),
-            "--short-page-rate",
-            "0",
-        ],
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        banner = "".join(server.stdout.readline() for _ in range(2))
-        match = re.search(r"http://127\.0\.0\.1:(\d+)/api/diamonds", banner)
-        if match is None:
-            raise RuntimeError(f"the emulator did not start: {banner}{server.stderr.read()}")
-        url = match.group(0)
+    with emulator_process(size, seed, "--short-page-rate", "0") as (url, server):
         with httpx.Client(timeout=60) as http:
             token = _login(http, url)
 
@@ -166,9 +137,6 @@ def over_http(size: int, seed: int, pages: int) -> dict[str, float]:
                 http.post(url, json={"query": COUNT, "variables": {"token": token, "query": band}}).raise_for_status()
             count_seconds = time.perf_counter() - started
         rss = psutil.Process(server.pid).memory_info().rss
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
     return {
         "pages_s": _rate(n, seconds),
         "stones_s": _rate(items, seconds),
