@@ -67,3 +67,22 @@ def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_s
         assert status.output["status"] == "succeeded"
     again = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))  # idle again: starts
     assert runtime.client.wait_for_completion(again, timeout=180).output["kind"] == "incremental"
+
+
+def test_a_stone_that_comes_back_is_relisted(run_sync, listed, database_url: str) -> None:
+    run_sync("nivoda-labgrown")
+    everything = listed("nivoda-labgrown")
+    # As if an earlier full run had not seen two stones: delisted, payload unchanged since.
+    with psycopg.connect(database_url) as conn:
+        gone = [
+            r[0]
+            for r in conn.execute(
+                "UPDATE diamonds SET delisted_at = now() WHERE stone_id IN "
+                "(SELECT stone_id FROM diamonds ORDER BY stone_id LIMIT 2) RETURNING stone_id"
+            )
+        ]
+    assert listed("nivoda-labgrown") == everything - set(gone)
+    summary = run_sync("nivoda-labgrown")
+    assert summary["relisted"] == 2
+    assert summary["delisted"] == 0
+    assert listed("nivoda-labgrown") == everything
