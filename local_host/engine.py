@@ -104,10 +104,7 @@ def run_episode(
     if state.get("isDone"):
         continued = [a for a in flatten(state.get("actions") or []) if a.get("actionType") == Action.CONTINUE_AS_NEW]
         if continued:
-            new_input = continued[-1].get("input")
-            episode.continue_as_new = (
-                new_input if isinstance(new_input, str) or new_input is None else json.dumps(new_input)
-            )
+            episode.continue_as_new = _input_text(continued[-1].get("input"))
             decisions.append(event(Event.CONTINUE_AS_NEW, now, Input=episode.continue_as_new))
         else:
             episode.status = "Completed"
