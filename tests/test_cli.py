@@ -60,3 +60,29 @@ def test_runs_and_dead_letters_on_an_empty_database(env) -> None:
     missing = caratflow("runs", "00000000-0000-0000-0000-000000000000", env=env)
     assert missing.returncode == 1
     assert "no run" in missing.stderr
+
+
+def test_sync_then_runs_lists_and_shows_it(env) -> None:
+    with RunningEmulator(size=3000, seed=6) as feed:
+        feed_env = {
+            **env,
+            "NIVODA_ENDPOINT": feed.url,
+            "NIVODA_USERNAME": feed.config.username,
+            "PLAN_TARGET_PARTITION_SIZE": "400",
+        }
+        synced = caratflow("sync", "--feed", "nivoda-natural", "--full", env=feed_env)
+        assert synced.returncode == 0, synced.stderr
+        assert "nivoda-natural full run" in synced.stdout
+        assert ": succeeded" in synced.stdout
+    listing = caratflow("runs", env=env)
+    assert listing.returncode == 0
+    (line,) = listing.stdout.splitlines()
+    run_id = line.split()[0]
+    assert "nivoda-natural" in line
+    assert "succeeded" in line
+    shown = caratflow("runs", run_id, env=env)
+    assert shown.returncode == 0
+    assert '"status": "succeeded"' in shown.stdout
+    partitions = [row for row in shown.stdout.splitlines() if row.startswith("  #")]
+    assert len(partitions) > 1
+    assert all("fetched" in row for row in partitions)
