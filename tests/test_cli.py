@@ -86,3 +86,51 @@ def test_sync_then_runs_lists_and_shows_it(env) -> None:
     partitions = [row for row in shown.stdout.splitlines() if row.startswith("  #")]
     assert len(partitions) > 1
     assert all("fetched" in row for row in partitions)
+
+
+def test_dead_letters_list_and_replay(env, pool, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from emulator.config import FaultSettings
+    from shared.config import load_settings
+    from shared.feed.registry import get_feed
+    from shared.planning.plan import plan_full
+    from shared.planning.store import LocalScanStore
+
+    with RunningEmulator(size=3000, seed=6) as feed:
+        feed_env = {
+            **env,
+            "NIVODA_ENDPOINT": feed.url,
+            "NIVODA_USERNAME": feed.config.username,
+            "PLAN_TARGET_PARTITION_SIZE": "400",
+            "SYNC_MIN_SUCCESS_SHARE": "0.5",
+            "SYNC_FETCH_ATTEMPTS": "1",
+            "FEED_MAX_ATTEMPTS": "1",
+        }
+        spec = get_feed("nivoda-natural")
+        settings = load_settings(
+            nivoda_endpoint=feed.url, nivoda_username=feed.config.username, feed_rate_limit_per_second=500
+        )
+        preview = plan_full(
+            spec,
+            spec.open_source(settings, pool),
+            LocalScanStore(tmp_path / "preview"),
+            target_size=400,
+            max_partitions=200,
+            now=datetime.now(UTC),
+        )
+        feed.faults.replace(FaultSettings(failing_dpc_from=[preview.partitions[2].dpc_from]))
+        partial = caratflow("sync", "--feed", "nivoda-natural", "--full", env=feed_env)
+        assert partial.returncode == 1  # a partial success is not a success
+        assert "partially_succeeded" in partial.stdout
+        letters = caratflow("dead-letters", "list", env=env)
+        (line,) = letters.stdout.splitlines()
+        assert "partition #2" in line
+        assert "open" in line
+        run_id = line.split()[2]
+
+        feed.faults.replace(FaultSettings())
+        replayed = caratflow("dead-letters", "replay", run_id, env=feed_env)
+        assert replayed.returncode == 0, replayed.stderr
+        assert ": succeeded" in replayed.stdout
+    assert "replayed" in caratflow("dead-letters", "list", env=env).stdout
