@@ -7,12 +7,14 @@ In Azure they are built from the app settings on first use. The local host hands
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
 
 from shared.config import Settings, get_settings
 from shared.db.connect import open_migrated_pool
+from shared.feed.registry import get_feed
+from shared.feed.source import FeedSource
 from shared.planning.store import ScanStore, open_scan_store
 
 
@@ -21,6 +23,9 @@ class Resources:
     settings: Settings
     pool: ConnectionPool
     scan_store: ScanStore
+    # One source (and so one HTTP client and connection pool) per feed per process, shared by
+    # every activity thread, instead of a client per activity left for the garbage collector.
+    sources: dict[str, FeedSource] = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -55,3 +60,12 @@ def pool() -> ConnectionPool:
 
 def scan_store() -> ScanStore:
     return resources().scan_store
+
+
+def source(feed: str) -> FeedSource:
+    """The feed's source for this process, opened on first use."""
+    current = resources()
+    with _lock:
+        if feed not in current.sources:
+            current.sources[feed] = get_feed(feed).open_source(current.settings, current.pool)
+        return current.sources[feed]

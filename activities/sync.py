@@ -87,7 +87,7 @@ def plan_run(request: dict) -> dict:
     if existing:
         return {"partitions": existing}
     spec = get_feed(run.feed)
-    source = spec.open_source(settings, deps.pool())
+    source = deps.source(spec.name)
     sizes = {
         "target_size": settings.plan_target_partition_size,
         "max_partitions": settings.plan_max_partitions,
@@ -124,7 +124,7 @@ def fetch_partition(request: dict) -> dict:
     settings = deps.settings()
     run = _run(request)
     run_id = run.run_id
-    source = get_feed(run.feed).open_source(settings, deps.pool())
+    source = deps.source(run.feed)
     result = fetch.fetch_partition(
         deps.pool(),
         source,
