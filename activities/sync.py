@@ -13,7 +13,7 @@ import azure.durable_functions as df
 
 from activities import deps
 from shared.feed.registry import get_feed
-from shared.planning.plan import plan_full, plan_incremental
+from shared.planning.plan import plan_for
 from shared.sync import fetch, runs
 from shared.sync.consolidate import consolidate
 from shared.sync.finalize import finalize_run as finalize
@@ -88,25 +88,11 @@ def plan_run(request: dict) -> dict:
         return {"partitions": existing}
     spec = get_feed(run.feed)
     source = deps.source(spec.name)
-    sizes = {
-        "target_size": settings.plan_target_partition_size,
-        "max_partitions": settings.plan_max_partitions,
-        "concurrency": settings.plan_scan_concurrency,
-    }
-    now = run.as_of or datetime.now(UTC)
-    if run.kind == "full":
-        plan = plan_full(spec, source, deps.scan_store(), now=now, **sizes)
-    else:
-        assert run.updated_from is not None
-        plan = plan_incremental(
-            spec,
-            source,
-            deps.scan_store(),
-            updated_from=run.updated_from,
-            scan_max_age=timedelta(hours=settings.scan_max_age_hours),
-            now=now,
-            **sizes,
-        )
+    if run.kind == "incremental" and run.updated_from is None:
+        raise ValueError(f"incremental run {run.run_id} has no updated_from")
+    plan = plan_for(
+        settings, spec, source, deps.scan_store(), updated_from=run.updated_from, now=run.as_of or datetime.now(UTC)
+    )
     summary = {
         "expected_total": plan.expected_total,
         "count_queries": plan.count_queries,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from psycopg_pool import ConnectionPool
 
 from shared.config import Settings, get_settings
 from shared.db.connect import open_migrated_pool
 from shared.feed.registry import FEEDS, get_feed
-from shared.planning.plan import Plan, plan_full, plan_incremental
+from shared.planning.plan import Plan, plan_for
 from shared.planning.store import open_scan_store
 
 
@@ -44,27 +44,15 @@ def timed_plan(
     settings: Settings, pool: ConnectionPool, feed: str, *, since: datetime | None = None
 ) -> tuple[Plan, float]:
     spec = get_feed(feed)
-    source = spec.open_source(settings, pool)
-    store = open_scan_store(settings)
-    sizes = {
-        "target_size": settings.plan_target_partition_size,
-        "max_partitions": settings.plan_max_partitions,
-        "concurrency": settings.plan_scan_concurrency,
-    }
     started = time.perf_counter()
-    now = datetime.now(UTC)
-    if since is None:
-        plan = plan_full(spec, source, store, now=now, **sizes)
-    else:
-        plan = plan_incremental(
-            spec,
-            source,
-            store,
-            updated_from=since,
-            scan_max_age=timedelta(hours=settings.scan_max_age_hours),
-            now=now,
-            **sizes,
-        )
+    plan = plan_for(
+        settings,
+        spec,
+        spec.open_source(settings, pool),
+        open_scan_store(settings),
+        updated_from=since,
+        now=datetime.now(UTC),
+    )
     return plan, time.perf_counter() - started
 
 

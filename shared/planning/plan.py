@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field
 
+from shared.config import Settings
 from shared.feed.registry import FeedSpec, ScanParams
 from shared.feed.source import FeedSource, PriceBand
 from shared.planning.partitions import Partition, balance, group, partition_count
@@ -134,3 +135,31 @@ def _rescaled(partitions: list[Partition], total: int) -> list[Partition]:
     for i in by_remainder[: total - sum(counts)]:
         counts[i] += 1
     return [p.model_copy(update={"expected_count": c}) for p, c in zip(partitions, counts, strict=True)]
+
+
+def plan_for(
+    settings: Settings,
+    spec: FeedSpec,
+    source: FeedSource,
+    store: ScanStore,
+    *,
+    updated_from: datetime | None,
+    now: datetime,
+) -> Plan:
+    """A full plan, or an incremental one when `updated_from` is given, sized by the settings."""
+    sizes = {
+        "target_size": settings.plan_target_partition_size,
+        "max_partitions": settings.plan_max_partitions,
+        "concurrency": settings.plan_scan_concurrency,
+    }
+    if updated_from is None:
+        return plan_full(spec, source, store, now=now, **sizes)
+    return plan_incremental(
+        spec,
+        source,
+        store,
+        updated_from=updated_from,
+        scan_max_age=timedelta(hours=settings.scan_max_age_hours),
+        now=now,
+        **sizes,
+    )
