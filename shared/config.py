@@ -131,6 +131,50 @@ class Settings(BaseSettings):
     sync_fetch_attempts: int = Field(default=4, ge=1, le=20, description="Durable retries of a partition fetch.")
     sync_fetch_retry_first_seconds: float = Field(default=30, gt=0)
 
+    # --- secrets: the HMAC secrets of API keys (Key Vault in Azure, a local file on a laptop)
+    secret_store: Literal["local", "keyvault"] = Field(default="local")
+    key_vault_url: str | None = Field(
+        default=None, pattern=r"^https://", description="Vault URL, reached with the app's managed identity."
+    )
+    local_secrets_path: Path = Field(
+        default=PROJECT_ROOT / ".caratflow" / "secrets.json",
+        description="The local secret store (file mode 0600); never used in Azure.",
+    )
+    secret_cache_ttl_seconds: float = Field(
+        default=300, ge=0, le=86_400, description="How long a secret read from the store is reused."
+    )
+
+    # --- search API
+    api_host: str = Field(default="127.0.0.1", description="Where `caratflow serve` listens.")
+    api_port: int = Field(default=7071, ge=1, le=65_535)
+    api_public_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Base URL callers use; printed in examples."
+    )
+    api_signature_tolerance_seconds: int = Field(
+        default=300, ge=5, le=3600, description="A signed request's timestamp may be this far off, either way."
+    )
+    api_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_485_760)
+    api_page_size_default: int = Field(default=50, ge=1, le=1000)
+    api_page_size_max: int = Field(default=200, ge=1, le=1000)
+    api_count_cap: int = Field(
+        default=10_000, ge=100, le=10_000_000, description="Counts are exact up to this, estimated beyond."
+    )
+    api_search_rate_per_minute: int = Field(default=600, ge=1, description="Per client, across every instance.")
+    api_search_burst: int = Field(default=60, ge=1)
+    api_mutation_rate_per_minute: int = Field(default=60, ge=1, description="Per client, across every instance.")
+    api_mutation_burst: int = Field(default=10, ge=1)
+    api_auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="Failed authentications allowed per client and per IP."
+    )
+    api_auth_failure_burst: int = Field(default=20, ge=1)
+    api_key_cache_seconds: float = Field(
+        default=5, ge=0, le=300, description="Key records are reused this long: the bound on revocation delay."
+    )
+    api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS; empty: none.")
+    api_trust_forwarded_for: bool = Field(
+        default=False, description="Take the client IP from X-Forwarded-For (set behind Azure's front ends)."
+    )
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if self.db_pool_min_size > self.db_pool_max_size:
@@ -139,7 +183,15 @@ class Settings(BaseSettings):
             raise ValueError("feed_backoff_base_seconds must not exceed feed_backoff_max_seconds")
         if self.scan_store == "blob" and not (self.scan_blob_connection_string or self.scan_blob_account_url):
             raise ValueError("scan_store=blob needs scan_blob_connection_string or scan_blob_account_url")
+        if self.secret_store == "keyvault" and not self.key_vault_url:  # noqa: S105 - a store kind, not a secret
+            raise ValueError("secret_store=keyvault needs key_vault_url")
+        if self.api_page_size_default > self.api_page_size_max:
+            raise ValueError("api_page_size_default must not exceed api_page_size_max")
         return self
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.api_cors_origins.split(",") if origin.strip()]
 
     @classmethod
     def settings_customise_sources(

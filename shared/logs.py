@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+# The id of the request (or run) being served; stamped on every log line written while it is set.
+correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -43,9 +47,20 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+class CorrelationFilter(logging.Filter):
+    """Adds `correlation_id` to records written while one is set (an explicit extra wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = correlation_id.get()
+        if current is not None and not hasattr(record, "correlation_id"):
+            record.correlation_id = current
+        return True
+
+
 def configure(level: int = logging.INFO, *, json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
+    handler.addFilter(CorrelationFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

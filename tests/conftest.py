@@ -19,6 +19,10 @@ from psycopg import sql
 # Tests never read a developer's local.settings.json.
 os.environ["CARATFLOW_LOCAL_SETTINGS"] = str(Path(__file__).parent / "no-local-settings.json")
 
+from ports import free_port
+
+from emulator.server import RunningEmulator
+from local_host.runtime import LocalRuntime
 from shared.config import Settings, load_settings
 from shared.db import embedded
 from shared.db.connect import open_pool
@@ -99,12 +103,6 @@ def pool(settings: Settings):
     pool.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def azurite_binary() -> Path | None:
     local = PROJECT / ".tools" / "node_modules" / ".bin" / "azurite-blob"
     if local.exists():
@@ -165,3 +163,55 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def new_database(pg_server: str, template_url: str):
     """Make further fresh, migrated databases (e.g. one per trial)."""
     return lambda: create_database(pg_server, template=TEMPLATE_DB)
+
+
+# --- a sync against the feed emulator, on the local host (tests/sync, tests/api)
+
+
+def sync_settings(settings, feed: RunningEmulator, **overrides):
+    return settings.model_copy(
+        update={
+            "nivoda_endpoint": feed.url,
+            "nivoda_username": feed.config.username,
+            "nivoda_password": feed.config.password,
+            "plan_target_partition_size": 400,
+            "sync_batch_size": 4,
+            "sync_fetch_retry_first_seconds": 0.2,
+            "sync_consolidation_batch": 500,
+            "feed_timeout_seconds": 2.0,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture
+def feed():
+    with RunningEmulator(size=3000, seed=21) as running:
+        yield running
+
+
+@pytest.fixture
+def sync_settings_for(settings, feed):
+    """Settings for a sync against this test's emulator, with overrides."""
+    return lambda **overrides: sync_settings(settings, feed, **overrides)
+
+
+@pytest.fixture
+def runtime(settings, pool, feed):
+    with LocalRuntime(sync_settings(settings, feed), pool=pool, activity_workers=4) as running:
+        yield running
+
+
+@pytest.fixture
+def run_sync(runtime):
+    """Start a run of `feed` through the local host and wait for its summary."""
+    from orchestrators.sync_run import sync_instance_id
+    from orchestrators.triggers import sync_request
+
+    def run(feed: str, kind: str = "full", timeout: float = 180) -> dict:
+        instance = runtime.client.start_new("sync_run", sync_instance_id(feed), sync_request(feed, kind, "cli"))
+        status = runtime.client.wait_for_completion(instance, timeout=timeout)
+        assert status.runtime_status == "Completed", status.error
+        return status.output
+
+    return run

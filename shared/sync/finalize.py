@@ -1,5 +1,5 @@
 """Finalizing a run: delist what a complete full run did not see, relist what came back, advance the
-watermark and the dataset version, write the summary. Safe to run again for the same run."""
+watermark, write the summary. Safe to run again for the same run."""
 
 from __future__ import annotations
 
@@ -76,9 +76,7 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dic
                  AND p.partition_no = d.partition_no AND p.status = 'fetched'""",
             params,
         )
-        changed_catalogue = consolidation.get("catalogued", 0) or delisted or relisted
-        if changed_catalogue:
-            conn.execute("UPDATE dataset_version SET version = version + 1, changed_at = now()")
+        # The dataset version (the API's ETag) moved with each catalogue write: see migration 0006.
         seconds = max((timing["finished_at"] - timing["started_at"]).total_seconds(), 0.001)
         summary = {
             "run_id": str(run_id),

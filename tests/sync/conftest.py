@@ -1,60 +1,8 @@
-"""Fixtures for end-to-end sync tests: the emulator over HTTP, the local host, a fast policy."""
+"""Fixtures for end-to-end sync tests: what the emulator serves and what the catalogue lists."""
 
 from __future__ import annotations
 
 import pytest
-
-from emulator.server import RunningEmulator
-from local_host.runtime import LocalRuntime
-
-
-def sync_settings(settings, feed: RunningEmulator, **overrides):
-    return settings.model_copy(
-        update={
-            "nivoda_endpoint": feed.url,
-            "nivoda_username": feed.config.username,
-            "nivoda_password": feed.config.password,
-            "plan_target_partition_size": 400,
-            "sync_batch_size": 4,
-            "sync_fetch_retry_first_seconds": 0.2,
-            "sync_consolidation_batch": 500,
-            "feed_timeout_seconds": 2.0,
-            **overrides,
-        }
-    )
-
-
-@pytest.fixture
-def feed():
-    with RunningEmulator(size=3000, seed=21) as running:
-        yield running
-
-
-@pytest.fixture
-def sync_settings_for(settings, feed):
-    """Settings for a sync against this test's emulator, with overrides."""
-    return lambda **overrides: sync_settings(settings, feed, **overrides)
-
-
-@pytest.fixture
-def runtime(settings, pool, feed):
-    with LocalRuntime(sync_settings(settings, feed), pool=pool, activity_workers=4) as running:
-        yield running
-
-
-@pytest.fixture
-def run_sync(runtime):
-    """Start a run of `feed` through the local host and wait for its summary."""
-    from orchestrators.sync_run import sync_instance_id
-    from orchestrators.triggers import sync_request
-
-    def run(feed: str, kind: str = "full", timeout: float = 180) -> dict:
-        instance = runtime.client.start_new("sync_run", sync_instance_id(feed), sync_request(feed, kind, "cli"))
-        status = runtime.client.wait_for_completion(instance, timeout=timeout)
-        assert status.runtime_status == "Completed", status.error
-        return status.output
-
-    return run
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""`create_app`: the FastAPI application both hosts serve (function_app.py in Azure, `caratflow serve`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import problems
+from api.middleware import EdgeMiddleware
+from api.routes import diamonds, health
+from api.state import ApiState
+from shared.config import Settings
+from shared.db.connect import database_url
+from shared.secrets import SecretStore, open_secret_store
+
+DOCS_PATHS = frozenset({"/api/docs", "/api/redoc"})
+DESCRIPTION = """Search the priced diamond catalogue.
+
+Every `/api/v1` request is signed: `Authorization: CF-HMAC-SHA256 key_id=..., timestamp=..., nonce=...,
+signature=...` (see `caratflow_client/signing.py`; `caratflow_client` signs for you). Errors are
+`application/problem+json` with a `correlation_id`; send `X-Correlation-Id` to choose it.
+"""
+
+
+def create_app(settings: Settings, *, secrets: SecretStore | None = None, url: str | None = None) -> FastAPI:
+    state = ApiState(settings, url or database_url(settings), secrets or open_secret_store(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.close()
+
+    app = FastAPI(
+        title="caratflow search API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url="/api/redoc",
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(diamonds.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Correlation-Id"],
+            expose_headers=[
+                "ETag",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "X-Correlation-Id",
+            ],
+            max_age=600,
+        )
+    # Outermost, so that even CORS refusals and crashes carry the correlation id and the envelope.
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.api_max_body_bytes, docs_paths=DOCS_PATHS)
+    return app

@@ -1,0 +1,163 @@
+"""`/api/v1/diamonds`: search, one stone, its price history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from psycopg.rows import dict_row
+
+from api.auth import Principal, SearchCaller, state_of
+from api.encoding import JsonResponse
+from api.problems import Problem
+from api.schemas import DiamondFull, PriceHistory, SearchPage
+from shared.catalogue import cursor as cursors
+from shared.catalogue import search
+from shared.catalogue.query import DiamondSearch
+
+router = APIRouter(prefix="/api/v1/diamonds", tags=["diamonds"])
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {"application/problem+json": {}}}
+    for status, description in (
+        (400, "Invalid parameters"),
+        (401, "Unauthenticated"),
+        (403, "Missing scope"),
+        (404, "Unknown stone"),
+        (429, "Rate limited"),
+        (500, "Internal error"),
+    )
+}
+
+
+def _etag(principal: Principal) -> str:
+    return f'W/"ds-{principal.dataset_version}"'
+
+
+def _not_modified(request: Request, principal: Principal) -> Response | None:
+    """304 when the caller already holds this dataset version's answer."""
+    etag = _etag(principal)
+    given = request.headers.get("if-none-match", "")
+    if given and (given.strip() == "*" or etag in [tag.strip() for tag in given.split(",")]):
+        return Response(status_code=304, headers=_cache_headers(request, principal))
+    return None
+
+
+def _cache_headers(request: Request, principal: Principal) -> dict[str, str]:
+    # private: answers are per client; no-cache: revalidate every time, which costs one 304.
+    return {
+        "ETag": _etag(principal),
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization",
+        **getattr(request.state, "rate_limit_headers", {}),
+    }
+
+
+@router.get("", response_model=SearchPage, responses=_PROBLEMS, summary="Search the priced catalogue")
+async def search_diamonds(
+    request: Request, principal: SearchCaller, query: Annotated[DiamondSearch, Query()]
+) -> Response:
+    if (cached := _not_modified(request, principal)) is not None:
+        return cached
+    state = state_of(request)
+    limit = query.limit or state.settings.api_page_size_default
+    if limit > state.settings.api_page_size_max:
+        raise Problem(
+            400,
+            "invalid-request",
+            "Invalid request",
+            f"limit {limit} is above the maximum page size {state.settings.api_page_size_max}.",
+            "Ask for a smaller page and follow next_cursor.",
+        )
+    try:
+        after = cursors.decode(query, query.cursor) if query.cursor else None
+    except cursors.InvalidCursor as exc:
+        raise Problem(
+            400,
+            "invalid-cursor",
+            "Invalid cursor",
+            str(exc),
+            "Pass next_cursor unchanged, with the same filters and sort it was issued for.",
+        ) from None
+    pool = await state.db()
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        count, estimated = await _count(state, cur, query, principal.dataset_version)
+        statement, params = search.page(query, limit, after)
+        rows = await (await cur.execute(statement, params)).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = cursors.encode(query, last["sort_value"], last["diamond_id"])
+    for row in rows:
+        del row["sort_value"]
+    body = {
+        "data": rows,
+        "page": {"limit": limit, "next_cursor": next_cursor, "count": count, "count_is_estimate": estimated},
+        "dataset_version": principal.dataset_version,
+    }
+    return JsonResponse(body, headers=_cache_headers(request, principal))
+
+
+async def _count(state, cur, query: DiamondSearch, version: int) -> tuple[int, bool]:
+    """Exact up to the cap, the planner's estimate beyond it; reused while the dataset version holds."""
+    key = (version, query.fingerprint())
+    known = state.counts.get(key)
+    if known is not None:
+        return known
+    cap = state.settings.api_count_cap
+    statement, params = search.capped_count(query, cap)
+    (exact,) = (await (await cur.execute(statement, params)).fetchone()).values()
+    result = (exact, False)
+    if exact > cap:
+        statement, params = search.estimated_count(query)
+        (plan,) = (await (await cur.execute(statement, params)).fetchone()).values()
+        result = (max(search.plan_rows(plan), cap + 1), True)
+    state.counts.put(key, result)
+    return result
+
+
+@router.get("/{diamond_id}", response_model=DiamondFull, responses=_PROBLEMS, summary="One stone, every field")
+async def get_diamond(
+    request: Request, principal: SearchCaller, diamond_id: UUID, include_delisted: bool = False
+) -> Response:
+    if (cached := _not_modified(request, principal)) is not None:
+        return cached
+    row = await _one(request, search.by_id(), diamond_id)
+    if row is None or (row["delisted_at"] is not None and not include_delisted):
+        raise _unknown(diamond_id)
+    return JsonResponse(row, headers=_cache_headers(request, principal))
+
+
+@router.get(
+    "/{diamond_id}/price-history",
+    response_model=PriceHistory,
+    responses=_PROBLEMS,
+    summary="Price changes of one stone, newest first",
+)
+async def price_history(request: Request, principal: SearchCaller, diamond_id: UUID) -> Response:
+    if (cached := _not_modified(request, principal)) is not None:
+        return cached
+    if await _one(request, "SELECT 1 AS found FROM diamonds WHERE diamond_id = %s", diamond_id) is None:
+        raise _unknown(diamond_id)
+    pool = await state_of(request).db()
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        rows = await (await cur.execute(search.price_history(), (diamond_id,))).fetchall()
+    body = {"diamond_id": diamond_id, "data": rows, "dataset_version": principal.dataset_version}
+    return JsonResponse(body, headers=_cache_headers(request, principal))
+
+
+async def _one(request: Request, statement: Any, diamond_id: UUID) -> dict[str, Any] | None:
+    pool = await state_of(request).db()
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return await (await cur.execute(statement, (diamond_id,))).fetchone()
+
+
+def _unknown(diamond_id: UUID) -> Problem:
+    return Problem(
+        404,
+        "unknown-diamond",
+        "Unknown diamond",
+        f"No listed diamond has id {diamond_id}.",
+        "Search again: the stone may have left the feed (include_delisted=true shows it).",
+    )

@@ -1,0 +1,87 @@
+"""What the API holds for its lifetime: settings, an async pool, the secret store and small caches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from shared.config import Settings
+from shared.secrets import SecretStore
+
+log = logging.getLogger("caratflow.api")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    """A bounded map whose entries expire; enough for per-process caches of small records."""
+
+    def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V) -> None:
+        self._entries[key] = (time.monotonic() + self.ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+async def _configure(conn: AsyncConnection) -> None:
+    # The API writes nonces and rate budgets only. Not waiting for the WAL flush on those costs at
+    # most the last few hundred milliseconds of them if PostgreSQL itself crashes.
+    await conn.set_autocommit(True)
+    await conn.execute("SET synchronous_commit = off")
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    database_url: str
+    secrets: SecretStore
+    pool: AsyncConnectionPool | None = None
+    draining: bool = False
+    keys: TtlCache[str, Any] = field(init=False)
+    counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.keys = TtlCache(self.settings.api_key_cache_seconds)
+        # Keyed by dataset version: a count is reused only while the catalogue has not changed.
+        self.counts = TtlCache(3600, max_entries=4096)
+
+    async def db(self) -> AsyncConnectionPool:
+        """The pool, opened on first use (the Functions host gives no reliable start-up hook)."""
+        if self.pool is None:
+            async with self._lock:
+                if self.pool is None:
+                    pool = AsyncConnectionPool(
+                        self.database_url,
+                        min_size=self.settings.db_pool_min_size,
+                        max_size=self.settings.db_pool_max_size,
+                        kwargs={"application_name": "caratflow-api"},
+                        configure=_configure,
+                        open=False,
+                    )
+                    await pool.open(wait=True, timeout=30)
+                    self.pool = pool
+        return self.pool
+
+    async def close(self) -> None:
+        self.draining = True
+        if self.pool is not None:
+            await self.pool.close()

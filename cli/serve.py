@@ -1,0 +1,85 @@
+"""`caratflow serve`: the search API on 127.0.0.1:7071, the same app Azure serves through function_app.py.
+
+On SIGTERM or Ctrl-C the server first drains: /api/ready answers 503 for --drain-seconds so a load
+balancer stops sending traffic, then in-flight requests finish and the process exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+
+import uvicorn
+
+from shared.config import Settings, get_settings
+from shared.db.connect import database_url
+from shared.db.migrate import migrate
+
+log = logging.getLogger("caratflow.serve")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("serve", help="serve the search API (default 127.0.0.1:7071)")
+    parser.add_argument("--host", help="interface (default API_HOST)")
+    parser.add_argument("--port", type=int, help="port (default API_PORT)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
+    parser.add_argument("--drain-seconds", type=float, default=5.0, help="503 from /api/ready before stopping")
+    parser.set_defaults(handler=_serve)
+
+
+class DrainingServer(uvicorn.Server):
+    """Marks the app as draining on the first exit signal and stops only after the drain period."""
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        if self._draining or self.drain_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self.config.app.state.api.draining = True
+        log.info("draining", extra={"seconds": self.drain_seconds})
+        threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame)).start()
+
+
+def prepare(settings: Settings) -> str:
+    """Find the database and bring its schema up to date; return its URL."""
+    import psycopg
+
+    url = database_url(settings)
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+    return url
+
+
+def run(settings: Settings, *, host: str, port: int, drain_seconds: float, url: str | None = None) -> None:
+    from api.app import create_app
+
+    app = create_app(settings, url=url or prepare(settings))
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    DrainingServer(config, drain_seconds).run()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    url = prepare(settings)
+    log.info("serving", extra={"url": f"http://{host}:{port}", "docs": f"http://{host}:{port}/api/docs"})
+    if args.workers > 1:
+        # uvicorn's own supervisor: each worker builds the app from the settings (no drain period).
+        uvicorn.run(
+            "api.asgi:from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
+    run(settings, host=host, port=port, drain_seconds=args.drain_seconds, url=url)
+    return 0

@@ -1,0 +1,1 @@
+"""The priced catalogue as callers see it: vocabularies, search queries, cursors, records."""
