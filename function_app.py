@@ -3,9 +3,10 @@
 import azure.durable_functions as df
 
 from activities.sync import bp as sync_activities_bp
+from api.functions import bp as http_bp
 from orchestrators.sync_run import bp as sync_orchestrators_bp
 from orchestrators.triggers import bp as triggers_bp
 
 app = df.DFApp()
-for blueprint in (sync_activities_bp, sync_orchestrators_bp, triggers_bp):
+for blueprint in (sync_activities_bp, sync_orchestrators_bp, triggers_bp, http_bp):
     app.register_functions(blueprint)

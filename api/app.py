@@ -12,6 +12,7 @@ from api import problems
 from api.middleware import EdgeMiddleware
 from api.routes import diamonds, health
 from api.state import ApiState
+from shared import logs
 from shared.config import Settings
 from shared.db.connect import database_url
 from shared.secrets import SecretStore, open_secret_store
@@ -26,6 +27,7 @@ signature=...` (see `caratflow_client/signing.py`; `caratflow_client` signs for 
 
 
 def create_app(settings: Settings, *, secrets: SecretStore | None = None, url: str | None = None) -> FastAPI:
+    logs.install_correlation()
     state = ApiState(settings, url or database_url(settings), secrets or open_secret_store(settings))
 
     @asynccontextmanager

@@ -47,20 +47,28 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
-class CorrelationFilter(logging.Filter):
-    """Adds `correlation_id` to records written while one is set (an explicit extra wins)."""
+def install_correlation() -> None:
+    """Stamp `correlation_id` on every record created while one is set, whichever handler writes it
+    (ours, pytest's, the Functions worker's). Idempotent."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "caratflow_correlation", False):
+        return
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def stamped(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
         current = correlation_id.get()
-        if current is not None and not hasattr(record, "correlation_id"):
+        if current is not None:
             record.correlation_id = current
-        return True
+        return record
+
+    stamped.caratflow_correlation = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(stamped)
 
 
 def configure(level: int = logging.INFO, *, json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
-    handler.addFilter(CorrelationFilter())
+    install_correlation()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -45,6 +45,8 @@ EXPECTED_FUNCTIONS = {
     "timer_incremental_nivoda_natural": {"timerTrigger", "durableClient"},
     "timer_full_nivoda_labgrown": {"timerTrigger", "durableClient"},
     "timer_incremental_nivoda_labgrown": {"timerTrigger", "durableClient"},
+    # the only HTTP function: every path goes to the FastAPI app (api/functions.py)
+    "http_api": {"httpTrigger", "http", "durableClient"},
 }
 
 
@@ -56,6 +58,11 @@ def test_function_app_indexes_every_function() -> None:
     assert {name: {b.type for b in f.get_bindings()} for name, f in functions.items()} == EXPECTED_FUNCTIONS
     timer = next(b for b in functions["timer_full_nivoda_natural"].get_bindings() if b.type == "timerTrigger")
     assert timer.schedule == "%SYNC_SCHEDULE_FULL_NIVODA_NATURAL%"
+    # One HTTP function, so that no catch-all can shadow another HTTP route (the route-order trap).
+    http = [f for f in functions.values() if any(b.type == "httpTrigger" for b in f.get_bindings())]
+    assert [f.get_function_name() for f in http] == ["http_api"]
+    trigger = next(b for b in http[0].get_bindings() if b.type == "httpTrigger")
+    assert trigger.route == "{*route}"
 
 
 def test_every_timer_schedule_setting_is_documented() -> None:
