@@ -30,12 +30,14 @@ def http_api(monkeypatch, database_url, tmp_path):
 def test_http_function_serves_the_fastapi_app(http_api) -> None:
     seen = []
     # What the host passes for a durableClient binding (the SDK turns it into a client object).
-    binding = json.dumps({
-        "taskHubName": "caratflowtest",
-        "creationUrls": {},
-        "managementUrls": {},
-        "rpcBaseUrl": "http://127.0.0.1:17071/durabletask/",
-    })
+    binding = json.dumps(
+        {
+            "taskHubName": "caratflowtest",
+            "creationUrls": {},
+            "managementUrls": {},
+            "rpcBaseUrl": "http://127.0.0.1:17071/durabletask/",
+        }
+    )
     original = functions._asgi
 
     def spy():
