@@ -22,7 +22,7 @@ _middleware: func.AsgiMiddleware | None = None
 
 
 def _asgi() -> func.AsgiMiddleware:
-    global _middleware  # noqa: PLW0603 - one app per worker process, built on the first request
+    global _middleware  # one app per worker process, built on the first request
     if _middleware is None:
         from api.asgi import from_environment
 
@@ -36,7 +36,9 @@ def _asgi() -> func.AsgiMiddleware:
     methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
 )
 @bp.durable_client_input(client_name="client")
-async def http_api(req: func.HttpRequest, context: func.Context, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+async def http_api(
+    req: func.HttpRequest, context: func.Context, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
     token = durable_client.set(client)
     try:
         return await _asgi().handle_async(req, context)

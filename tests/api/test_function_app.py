@@ -58,7 +58,8 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
         response, missing = asyncio.run(both())
     finally:
         functions._asgi = original
-    assert response.status_code == 200 and json.loads(response.get_body()) == {"status": "ready"}
+    assert response.status_code == 200
+    assert json.loads(response.get_body()) == {"status": "ready"}
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert json.loads(missing.get_body())["correlation_id"] == "az-1"

@@ -63,7 +63,8 @@ def test_every_filter_returns_exactly_the_matching_stones(client, catalogue, par
     found = list(client.iter_search(**params, limit=200))
     assert [d["diamond_id"] for d in found] == ids(expected)
     first = client.search(**params, limit=1)
-    assert first["page"]["count"] == len(expected) and first["page"]["count_is_estimate"] is False
+    assert first["page"]["count"] == len(expected)
+    assert first["page"]["count_is_estimate"] is False
 
 
 SORTS = {
@@ -91,13 +92,15 @@ def test_delisted_stones_only_when_asked(client, catalogue) -> None:
     default = {d["diamond_id"] for d in client.iter_search(limit=200)}
     everything = {d["diamond_id"] for d in client.iter_search(limit=200, include_delisted="true")}
     assert not default & delisted
-    assert everything == default | delisted and len(everything) == len(catalogue)
+    assert everything == default | delisted
+    assert len(everything) == len(catalogue)
 
 
 def test_counts_beyond_the_cap_are_estimates(api, client, catalogue) -> None:
     api.app.state.api.settings = api.settings.model_copy(update={"api_count_cap": 100})
     page = client.search(limit=1)
-    assert page["page"]["count_is_estimate"] is True and page["page"]["count"] > 100
+    assert page["page"]["count_is_estimate"] is True
+    assert page["page"]["count"] > 100
     narrow = client.search(limit=1, shape=["HEART"], color=["D"])
     expected = len([r for r in listed(catalogue) if r["shape"] == "HEART" and r["color"] == "D"])
     assert narrow["page"] == {**narrow["page"], "count": expected, "count_is_estimate": False}
@@ -106,9 +109,12 @@ def test_counts_beyond_the_cap_are_estimates(api, client, catalogue) -> None:
 def test_fields_choose_slim_or_full_records_and_never_costs(client, catalogue) -> None:
     slim = client.search(limit=2)["data"][0]
     full = client.search(limit=2, fields="full")["data"][0]
-    assert list(slim) == list(records.SLIM) and list(full) == list(records.FULL)
-    assert "cost_cents" not in full and "supplier_name" not in full
-    assert isinstance(slim["price_cents"], int) and isinstance(slim["carats"], str)
+    assert list(slim) == list(records.SLIM)
+    assert list(full) == list(records.FULL)
+    assert "cost_cents" not in full
+    assert "supplier_name" not in full
+    assert isinstance(slim["price_cents"], int)
+    assert isinstance(slim["carats"], str)
 
 
 def test_one_stone_and_its_price_history(client, catalogue, database_url) -> None:
@@ -121,7 +127,8 @@ def test_one_stone_and_its_price_history(client, catalogue, database_url) -> Non
                 (row["diamond_id"], row["last_seen_run_id"], old, new, minute),
             )
     stone = client.diamond(str(row["diamond_id"]))
-    assert stone["stone_id"] == row["stone_id"] and stone["price_cents"] == row["price_cents"]
+    assert stone["stone_id"] == row["stone_id"]
+    assert stone["price_cents"] == row["price_cents"]
     history = client.price_history(str(row["diamond_id"]))["data"]
     assert [(h["old_price_cents"], h["new_price_cents"]) for h in history] == [(1500, 1200), (1000, 1500), (None, 1000)]
 
@@ -132,7 +139,8 @@ def test_unknown_and_delisted_stones_are_404_unless_asked(client, catalogue) -> 
     gone = next(r for r in catalogue if r["delisted_at"] is not None)
     for path in (f"/api/v1/diamonds/{gone['diamond_id']}", "/api/v1/diamonds/00000000-0000-0000-0000-000000000000"):
         response = client.http.get(path)
-        assert response.status_code == 404 and response.json()["type"] == "urn:caratflow:problem:unknown-diamond"
+        assert response.status_code == 404
+        assert response.json()["type"] == "urn:caratflow:problem:unknown-diamond"
     assert client.http.get(f"/api/v1/diamonds/{gone['diamond_id']}?include_delisted=true").status_code == 200
     with pytest.raises(httpx.HTTPStatusError) as bad:
         client.diamond("not-a-uuid")
@@ -142,13 +150,17 @@ def test_unknown_and_delisted_stones_are_404_unless_asked(client, catalogue) -> 
 def test_etag_revalidation_gets_304_until_the_catalogue_changes(client, catalogue, database_url) -> None:
     first = client.http.get("/api/v1/diamonds", params={"shape": "ROUND"})
     etag = first.headers["etag"]
-    assert first.status_code == 200 and first.headers["cache-control"] == "private, no-cache"
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "private, no-cache"
     again = client.http.get("/api/v1/diamonds", params={"shape": "ROUND"}, headers={"If-None-Match": etag})
-    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again.headers["etag"] == etag
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE diamonds SET price_cents = price_cents + 1 WHERE stone_id = 'S000001'")
     changed = client.http.get("/api/v1/diamonds", params={"shape": "ROUND"}, headers={"If-None-Match": etag})
-    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
 
 
 def test_cursor_from_another_search_or_garbage_is_refused(client, catalogue) -> None:
