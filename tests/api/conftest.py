@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import catalogue_rows
 import httpx
 import pytest
-import uvicorn
 from ports import free_port
+from served import serve
 
 from api.app import create_app
 from caratflow_client import CaratflowClient
@@ -25,19 +23,6 @@ class Served:
     url: str
     app: object
     settings: Settings
-
-
-def serve(settings: Settings, url: str, port: int) -> tuple[uvicorn.Server, threading.Thread, object]:
-    app = create_app(settings, url=url)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("API server did not start")
-        time.sleep(0.02)
-    return server, thread, app
 
 
 @pytest.fixture
@@ -60,7 +45,8 @@ def secret_store(api_settings: Settings):
 @pytest.fixture
 def api(api_settings: Settings, database_url: str) -> Iterator[Served]:
     port = free_port()
-    server, thread, app = serve(api_settings, database_url, port)
+    app = create_app(api_settings, url=database_url)
+    server, thread = serve(app, port)
     try:
         yield Served(f"http://127.0.0.1:{port}", app, api_settings)
     finally:

@@ -15,7 +15,7 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert PROBLEM_KEYS <= set(body)
+    assert set(body) >= PROBLEM_KEYS
     assert body["status"] == status
     assert body["type"] == f"urn:caratflow:problem:{slug}"
     assert body["correlation_id"] == response.headers["x-correlation-id"]
