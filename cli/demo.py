@@ -2,7 +2,8 @@
 
 Starts the embedded PostgreSQL and the feed emulator with a default inventory, runs a full sync of
 every feed on the local host with live progress, then lets the emulator's inventory move (stones
-sold, repriced, added) and runs an incremental sync of every feed.
+sold, repriced, added) and runs an incremental sync of every feed. Then it issues a search key and
+serves the API on the freshly synced catalogue, printing a signed example request, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=20_000, help="stones in the emulator's inventory")
     parser.add_argument("--seed", type=int, default=7, help="inventory seed")
     parser.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL running")
+    parser.add_argument("--no-serve", action="store_true", help="stop after the syncs instead of serving the API")
     parser.set_defaults(handler=_demo)
 
 
@@ -54,6 +56,8 @@ def _demo(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 failures += _sync_all(runtime, "incremental")
+            if not args.no_serve and not failures:
+                _serve(settings)
         finally:
             if settings.database_url is None and not args.keep_db:
                 embedded.stop(settings.embedded_pg_dir)
@@ -73,3 +77,30 @@ def _sync_all(runtime: LocalRuntime, kind: str) -> int:
         print_summary(status.output)
         failures += status.output.get("status") != "succeeded"
     return failures
+
+
+def _serve(settings) -> None:
+    """Issue a demo search key, print how to call the API with it, serve until Ctrl-C."""
+    from caratflow_client.signing import sign_request
+    from cli import serve
+    from shared.access import keys
+    from shared.db.connect import open_migrated_pool
+    from shared.secrets import open_secret_store
+
+    pool = open_migrated_pool(settings, name="caratflow-demo")
+    try:
+        issued = keys.create_key(pool, open_secret_store(settings), "demo", ["search"])
+    finally:
+        pool.close()
+    base = settings.api_public_url or f"http://{settings.api_host}:{settings.api_port}"
+    path, query = "/api/v1/diamonds", "shape=ROUND&carats_min=1&sort=price_cents&limit=3"
+    signature = sign_request(key_id=issued.key_id, secret=issued.secret, method="GET", path=path, query=query)
+    print(f"\nsearch API on {base} (docs: {base}/api/docs); a search key was issued for client 'demo'.")
+    print("Signed example request (the client signs each request afresh):\n")
+    print(f"  CARATFLOW_API_URL={base} CARATFLOW_KEY_ID={issued.key_id} CARATFLOW_API_SECRET={issued.secret} \\")
+    print(f"    .venv/bin/python -m caratflow_client GET '{path}?{query}'\n")
+    print("or with curl (this signature is good once, for the next "
+          f"{settings.api_signature_tolerance_seconds // 60} minutes):\n")
+    print(f"  curl -s '{base}{path}?{query}' -H 'Authorization: {signature.header()}'\n")
+    print("Ctrl-C stops the API and the embedded database.", flush=True)
+    serve.run(settings, host=settings.api_host, port=settings.api_port, drain_seconds=0)

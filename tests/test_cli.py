@@ -134,3 +134,33 @@ def test_dead_letters_list_and_replay(env, pool, tmp_path) -> None:
         assert replayed.returncode == 0, replayed.stderr
         assert ": succeeded" in replayed.stdout
     assert "replayed" in caratflow("dead-letters", "list", env=env).stdout
+
+
+def test_keys_create_list_rotate_revoke(env, tmp_path) -> None:
+    import json
+    import re
+
+    env = {**env, "LOCAL_SECRETS_PATH": str(tmp_path / "secrets.json")}
+    created = caratflow("keys", "create", "shop-1", "--scope", "search", "--scope", "admin", env=env)
+    assert created.returncode == 0, created.stderr
+    key_id = re.search(r"CARATFLOW_KEY_ID=(ck[0-9a-f]{16})", created.stdout).group(1)
+    secret = re.search(r"CARATFLOW_API_SECRET=(\S+)", created.stdout).group(1)
+    rotated = caratflow("keys", "rotate", key_id, "--overlap-hours", "2", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    new_secret = re.search(r"CARATFLOW_API_SECRET=(\S+)", rotated.stdout).group(1)
+    assert new_secret != secret
+    listed = caratflow("keys", "list", env=env)
+    (entry,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert entry["key_id"] == key_id
+    assert entry["scopes"] == ["admin", "search"]
+    assert len(entry["secrets"]) == 2
+    assert entry["secrets"][0]["expires_at"] is not None
+    assert entry["secrets"][1]["expires_at"] is None
+    assert secret not in listed.stdout
+    assert new_secret not in listed.stdout
+    assert caratflow("keys", "revoke", "--key", key_id, env=env).returncode == 0
+    (revoked,) = [json.loads(line) for line in caratflow("keys", "list", env=env).stdout.splitlines()]
+    assert revoked["revoked_at"] is not None
+    missing = caratflow("keys", "rotate", "ck0000000000000000", env=env)
+    assert missing.returncode == 1
+    assert "no active key" in missing.stdout
