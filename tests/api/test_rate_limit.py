@@ -31,8 +31,12 @@ def two_servers(api_settings, database_url, search_key, tmp_path):
     }
     ports = [free_port(), free_port()]
     processes = [
-        subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--drain-seconds", "0"],
-                         env=env, cwd=Path(__file__).resolve().parents[2], stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--drain-seconds", "0"],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            stderr=subprocess.PIPE,
+        )
         for port in ports
     ]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -80,8 +84,9 @@ def test_search_and_mutation_budgets_are_separate(database_url) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
 
         def admit(budget: str) -> bool:
-            return conn.execute("SELECT admitted FROM caratflow_admit(%s, %s, 2)",
-                                (budget, timedelta(minutes=1))).fetchone()[0]
+            return conn.execute(
+                "SELECT admitted FROM caratflow_admit(%s, %s, 2)", (budget, timedelta(minutes=1))
+            ).fetchone()[0]
 
         assert [admit("api:search:acme") for _ in range(3)] == [True, True, False]
         assert [admit("api:mutation:acme") for _ in range(3)] == [True, True, False]
