@@ -133,3 +133,857 @@ def catalogue(args: argparse.Namespace) -> Iterator[str]:
 
 def progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
+
+
+# --- the query mix ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One kind of request a storefront sends: its URL(s), and the search it runs (None: one stone by id)."""
+
+    name: str
+    weight: int
+    targets: tuple[tuple[str, str], ...]  # (path, raw query string); requests cycle through them
+    search: DiamondSearch | None = None
+    after: cursors.Position | None = None
+    ids: tuple[Any, ...] = field(default=(), repr=False)
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """As a browser would send it: lists as repeated names, booleans lower case, spaces as %20."""
+    pairs = []
+    for name, value in params.items():
+        for item in value if isinstance(value, list) else [value]:
+            pairs.append((name, str(item).lower() if isinstance(item, bool) else str(item)))
+    return urlencode(pairs, quote_via=quote)
+
+
+def search_probe(name: str, weight: int, **params: Any) -> Probe:
+    return Probe(name, weight, (("/api/v1/diamonds", query_string(params)),), DiamondSearch(**params))
+
+
+def second_page(conn: psycopg.Connection, name: str, weight: int, **params: Any) -> Probe:
+    """Page 2 of a search, through the cursor the API would hand out with page 1 (same encoder)."""
+    first = DiamondSearch(**params)
+    statement, values = search.page(first, PAGE, None)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(statement, values).fetchall()
+    if len(rows) <= PAGE:
+        raise SystemExit(f"{name}: the catalogue has no second page for {params}; is it too small?")
+    last = rows[PAGE - 1]
+    token = cursors.encode(first, last["sort_value"], last["diamond_id"])
+    probe = search_probe(name, weight, **params, cursor=token)
+    return Probe(probe.name, weight, probe.targets, probe.search, cursors.decode(probe.search, token))
+
+
+def by_id_probe(conn: psycopg.Connection, name: str, weight: int, count: int = 1000) -> Probe:
+    """One stone by id, cycling through listed stones drawn at random (not one hot row)."""
+    ids = [
+        i
+        for (i,) in conn.execute(
+            "SELECT diamond_id FROM diamonds WHERE delisted_at IS NULL ORDER BY random() LIMIT %s", (count,)
+        )
+    ]
+    return Probe(name, weight, tuple((f"/api/v1/diamonds/{i}", "") for i in ids), ids=tuple(ids))
+
+
+def storefront_mix(database: str) -> list[Probe]:
+    """About ten requests a storefront sends, with values taken from the built catalogue."""
+    with psycopg.connect(database) as conn:
+        (fancy_color,) = conn.execute(
+            "SELECT fancy_color FROM diamonds WHERE fancy_color IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()
+        # "Expensive": the top 5% of natural rounds of 2-3 ct.
+        (expensive,) = conn.execute(
+            "SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY price_cents) FROM diamonds "
+            "WHERE shape = 'ROUND' AND NOT lab_grown AND carats BETWEEN 2 AND 3"
+        ).fetchone()
+        round_1ct = {
+            "shape": ["ROUND"],
+            "carats_min": "1.00",
+            "carats_max": "1.50",
+            "color": ["G", "H"],
+            "clarity": ["VS1", "VS2"],
+            "cut": ["EXCELLENT"],
+            "sort": "price_cents",
+        }
+        return [
+            search_probe("round 1-1.5 ct G-H VS excellent, by price", 3, **round_1ct),
+            second_page(conn, "the same, page 2 (cursor)", 2, **round_1ct),
+            search_probe("the same, fields=full", 1, **round_1ct, fields="full"),
+            search_probe("oval, by price descending", 2, shape=["OVAL"], sort="-price_cents"),
+            search_probe(
+                "lab-grown >= 2 ct, by price per carat",
+                2,
+                lab_grown=True,
+                carats_min="2.00",
+                sort="price_per_carat_cents",
+            ),
+            search_probe(f"fancy {fancy_color.lower()}, by price", 1, fancy=True, fancy_color=[fancy_color]),
+            search_probe("no filters, newest first", 2, sort="-listed_at"),
+            search_probe(
+                "white GIA 0.9-1.1 ct, by colour",
+                1,
+                fancy=False,
+                lab=["GIA"],
+                carats_min="0.90",
+                carats_max="1.10",
+                sort="color",
+            ),
+            search_probe(
+                "natural round 2-3 ct D-F IF-VVS2 top 5% price, by price descending",
+                1,
+                shape=["ROUND"],
+                lab_grown=False,
+                carats_min="2.00",
+                carats_max="3.00",
+                color=["D", "E", "F"],
+                clarity=["IF", "VVS1", "VVS2"],
+                price_cents_min=expensive,
+                sort="-price_cents",
+            ),
+            by_id_probe(conn, "one stone by id", 2),
+        ]
+
+
+# --- signed requests, the server, the load tool ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchKey:
+    key_id: str
+    secret: str
+    client_id: str
+
+
+def issue_key(database: str, secrets_path: Path) -> BenchKey:
+    """A search key for the bench client, its secret in a local store only this run's server reads."""
+    settings = settings_for_api(database, secrets_path)
+    with open_pool(settings, url=database, name="bench-keys") as pool:
+        issued = create_key(pool, open_secret_store(settings), "bench", ["search"])
+    return BenchKey(issued.key_id, issued.secret, issued.client_id)
+
+
+def settings_for_api(database: str, secrets_path: Path):
+    from shared.config import load_settings
+
+    return load_settings(database_url=database, secret_store="local", local_secrets_path=secrets_path)
+
+
+def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, etag: str | None) -> list[list]:
+    """`count` requests drawn from the weighted mix, each signed now with its own nonce.
+
+    The API refuses a reused nonce (401) and a timestamp more than 300 s off, so each run replays a
+    list signed just before it, every entry exactly once.
+    """
+    rng = random.Random(seed)
+    deck = [probe for probe in probes for _ in range(probe.weight)]
+    turns: Counter[str] = Counter()
+    items = []
+    for _ in range(count):
+        probe = rng.choice(deck)
+        path, query = probe.targets[turns[probe.name] % len(probe.targets)]
+        turns[probe.name] += 1
+        signature = sign_request(key_id=key.key_id, secret=key.secret, method="GET", path=path, query=query)
+        headers = {"Authorization": signature.header()}
+        if etag:
+            headers["If-None-Match"] = etag
+        items.append([probe.name, f"{path}?{query}" if query else path, headers])
+    return items
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def api_server(database: str, folder: Path, workers: int) -> Iterator[tuple[str, psutil.Process]]:
+    """`caratflow serve` as a deployment runs it, settings from the environment; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "SECRET_STORE": "local",
+        "LOCAL_SECRETS_PATH": str(folder / "secrets.json"),
+        "API_SEARCH_RATE_PER_MINUTE": str(RATE_PER_MINUTE),
+        "API_SEARCH_BURST": str(BURST),
+        # No local.settings.json from a developer's checkout: defaults plus the lines above.
+        "CARATFLOW_LOCAL_SETTINGS": str(folder / "no-local-settings.json"),
+    }
+    log_path = folder / f"serve-{workers}.log"
+    command = [str(Path(sys.executable).with_name("caratflow")), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers), "--drain-seconds", "0"]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, server, log_path)
+        yield base, psutil.Process(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"caratflow serve exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/api/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"caratflow serve not ready after 60 s:\n{log_path.read_text()[-3000:]}")
+
+
+def ensure_autocannon() -> Path:
+    module = AUTOCANNON_PREFIX / "node_modules" / "autocannon"
+    if not module.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("npm is needed for the load generator (autocannon)")
+        AUTOCANNON_PREFIX.mkdir(parents=True, exist_ok=True)
+        progress(f"installing {AUTOCANNON} into {AUTOCANNON_PREFIX}")
+        subprocess.run(
+            [npm, "install", "--prefix", AUTOCANNON_PREFIX, "--no-audit", "--no-fund", "--loglevel=error", AUTOCANNON],
+            check=True,
+            cwd=PROJECT,
+        )
+    return module
+
+
+def replay(base: str, items: list[list], seconds: float, connections: int, folder: Path) -> dict:
+    """autocannon replays `items` (each once) for `seconds`; returns latencies and statuses by probe."""
+    requests_path, output_path, config_path = (folder / name for name in ("requests.json", "out.json", "run.json"))
+    requests_path.write_text(json.dumps(items))
+    config = {
+        "autocannon": str(ensure_autocannon()),
+        "url": base,
+        "connections": connections,
+        "duration": seconds,
+        "requests": str(requests_path),
+        "output": str(output_path),
+    }
+    config_path.write_text(json.dumps(config))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(["node", str(REPLAY_JS), str(config_path)], check=True, cwd=PROJECT)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(output_path.read_text())
+    result["load_cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return result
+
+
+# --- CPU by process group --------------------------------------------------------------------------
+
+
+def cpu_snapshot(server: psutil.Process) -> dict[str, dict[tuple[int, float], float]]:
+    """CPU seconds so far of the server's processes and of every PostgreSQL process."""
+    groups: dict[str, dict[tuple[int, float], float]] = {"server": {}, "postgres": {}}
+    members = [("server", p) for p in [server, *server.children(recursive=True)]]
+    members += [("postgres", p) for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+    for group, process in members:
+        try:
+            times = process.cpu_times()
+            groups[group][(process.pid, process.create_time())] = times.user + times.system
+        except psutil.Error:
+            continue  # ended meanwhile
+    return groups
+
+
+def cpu_used(before: dict, after: dict) -> dict[str, float]:
+    return {
+        group: sum(seconds - before[group].get(key, 0.0) for key, seconds in after[group].items()) for group in after
+    }
+
+
+# --- load runs ---------------------------------------------------------------------------------------
+
+
+def percentiles(values: list[float] | np.ndarray) -> tuple[float, float, float]:
+    p50, p95, p99 = np.percentile(np.asarray(values, dtype=float), [50, 95, 99])
+    return float(p50), float(p95), float(p99)
+
+
+def load_run(
+    base: str,
+    server: psutil.Process,
+    probes: list[Probe],
+    key: BenchKey,
+    *,
+    etag: str | None,
+    seconds: float,
+    connections: int,
+    folder: Path,
+) -> dict:
+    """A warm-up, then the measured run: requests/s, latency percentiles, statuses, CPU by process."""
+    # The warm-up primes the server (pools, key and count caches) and tells how many requests to sign.
+    warm = replay(
+        base, signed_requests(probes, key, WARMUP_SECONDS * 4000, 1, etag), WARMUP_SECONDS, connections, folder
+    )
+    rate = warm["used"] / warm["seconds"]
+    items = signed_requests(probes, key, int(rate * seconds * 2) + 2000, 2, etag)
+    before, started = cpu_snapshot(server), time.perf_counter()
+    result = replay(base, items, seconds, connections, folder)
+    wall = time.perf_counter() - started
+    cpu = cpu_used(before, cpu_snapshot(server))
+    if result["exhausted"]:
+        raise SystemExit(f"ran out of pre-signed requests after {result['used']:,}; the run would replay nonces")
+    return summarise(result, expected=304 if etag else 200, cpu={**cpu, "load": result["load_cpu"]}, wall=wall)
+
+
+def summarise(result: dict, *, expected: int, cpu: dict[str, float], wall: float) -> dict:
+    everything = np.concatenate([np.asarray(v, dtype=float) for v in result["latencies"].values()])
+    statuses: Counter[str] = Counter()
+    for seen in result["statuses"].values():
+        statuses.update(seen)
+    unexpected = sum(n for status, n in statuses.items() if int(status) != expected)
+    return {
+        "responses": len(everything),
+        "rps": len(everything) / result["seconds"],
+        "latency": percentiles(everything),
+        "statuses": dict(statuses),
+        "unexpected": unexpected + result["errors"] + result["timeouts"],
+        "errors": result["errors"],
+        "timeouts": result["timeouts"],
+        "by_probe": {tag: percentiles(values) for tag, values in result["latencies"].items()},
+        "cpu": {group: seconds / (wall * (os.cpu_count() or 1)) for group, seconds in cpu.items()},
+    }
+
+
+# --- the SQL floor -----------------------------------------------------------------------------------
+
+
+def timed(cur: psycopg.Cursor, statement: Any, params: Any) -> float:
+    started = time.perf_counter()
+    cur.execute(statement, params)
+    cur.fetchall()
+    return (time.perf_counter() - started) * 1000
+
+
+def count_ms(cur: psycopg.Cursor, query: DiamondSearch, cap: int) -> float:
+    """What the API's count costs on a cache miss: the capped count, plus the estimate beyond the cap."""
+    started = time.perf_counter()
+    statement, params = search.capped_count(query, cap)
+    (exact,) = cur.execute(statement, params).fetchone().values()
+    if exact > cap:
+        statement, params = search.estimated_count(query)
+        cur.execute(statement, params).fetchone()
+    return (time.perf_counter() - started) * 1000
+
+
+def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int) -> dict[str, dict]:
+    """Each probe's statements through psycopg: one connection, sequential, `iterations` timings each."""
+    cap = settings_for_api(database, Path("unused")).api_count_cap
+    floor: dict[str, dict] = {}
+    # Autocommit and psycopg's automatic prepare after 5 runs, like the API's pooled connections.
+    with psycopg.connect(database, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        for probe in probes:
+            if probe.search is None:
+                runs = [timed(cur, search.by_id(), (probe.ids[i % len(probe.ids)],)) for i in range(iterations + 10)]
+                floor[probe.name] = {"page": percentiles(runs[10:])}
+                continue
+            statement, params = search.page(probe.search, PAGE, probe.after)
+            runs = [timed(cur, statement, params) for _ in range(iterations + 10)]
+            counts = [count_ms(cur, probe.search, cap) for _ in range(max(iterations // 4, 20) + 2)]
+            floor[probe.name] = {"page": percentiles(runs[10:]), "count": percentiles(counts[2:])}
+        floor["gate"] = {"page": gate_floor(cur, key, iterations * 2)}
+    return floor
+
+
+def gate_floor(cur: psycopg.Cursor, key: BenchKey, iterations: int) -> tuple[float, float, float]:
+    """caratflow_api_gate, the one round trip of every signed request (a 304 included), as the API calls it."""
+    from datetime import UTC, datetime, timedelta
+
+    statement = (
+        "SELECT outcome, remaining, retry_after_ms, reset_after_ms, dataset_version "
+        "FROM caratflow_api_gate(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    runs = []
+    for i in range(iterations + 10):
+        params = (
+            key.key_id,
+            f"bench-floor-{time.time_ns()}-{i}",
+            datetime.now(UTC) + timedelta(seconds=300),
+            f"api:search:{key.client_id}",
+            timedelta(seconds=60 / RATE_PER_MINUTE),
+            BURST,
+            ["authfail:ip:127.0.0.1", f"authfail:key:{key.key_id}"],
+            timedelta(seconds=6),
+            20,
+        )
+        runs.append(timed(cur, statement, params))
+    return percentiles(runs[10:])
+
+
+# --- plans (bench/explain.md) -----------------------------------------------------------------------
+
+EXPLAIN_FILTERS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "shape": {"shape": ["ROUND"]},
+    "shape+carats+color+clarity": {
+        "shape": ["ROUND"],
+        "carats_min": "1.00",
+        "carats_max": "1.50",
+        "color": ["G", "H"],
+        "clarity": ["VS1", "VS2"],
+    },
+    "lab_grown+carats": {"lab_grown": True, "carats_min": "2.00"},
+    "fancy": {"fancy": True},
+    "price range": {"price_cents_min": 100_000, "price_cents_max": 200_000},
+    "include_delisted": {"include_delisted": True},
+}
+SORTS = [key for column in SORT_COLUMNS for key in (column, f"-{column}")]
+# Wrapper nodes that sit above the node doing the work; the plan's "top" reads through them.
+_WRAPPERS = {"Limit", "Sort", "Incremental Sort", "Gather", "Gather Merge", "Aggregate", "Subquery Scan", "Result"}
+BIG = 10_000  # rows: a sort or a discarding filter above this is flagged
+
+
+def explain(cur: psycopg.Cursor, statement: sql.Composable, params: dict) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON), second run (the first warms the caches the API would have warm)."""
+    wrapped = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(statement)
+    cur.execute(wrapped, params)
+    cur.execute(wrapped, params)
+    return cur.fetchone()[0][0]
+
+
+def nodes(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from nodes(child)
+
+
+def describe(node: dict) -> str:
+    kind = node["Node Type"]
+    if kind == "Index Scan" or kind == "Index Only Scan":
+        kind += " Backward" if node.get("Scan Direction") == "Backward" else ""
+    if kind == "Bitmap Heap Scan":
+        inner = sorted({n["Index Name"] for n in nodes(node) if "Index Name" in n})
+        return f"Bitmap Heap Scan ({' + '.join(inner)})"
+    return f"{kind} {node['Index Name']}" if "Index Name" in node else kind
+
+
+def top_of_plan(root: dict) -> str:
+    chain, node = [], root
+    while True:
+        chain.append(describe(node))
+        if node["Node Type"] not in _WRAPPERS or not node.get("Plans"):
+            return " → ".join(chain)
+        node = node["Plans"][0]
+
+
+def examine(plan: dict) -> dict:
+    """The figures the table shows, and the flags: a sequential scan, a big sort, a filter discarding much."""
+    root = plan["Plan"]
+    everything = list(nodes(root))
+    scans = [n for n in everything if n["Node Type"].endswith("Scan") and "Relation Name" in n]
+    read = sum((n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"] for n in scans)
+    flags = [f"SEQ SCAN {n['Relation Name']}" for n in everything if n["Node Type"] == "Seq Scan"]
+    for n in everything:
+        if n["Node Type"] == "Sort":
+            sorted_rows = sum(c["Actual Rows"] * c["Actual Loops"] for c in n.get("Plans", []))
+            if sorted_rows > BIG:
+                flags.append(f"SORT of {sorted_rows:,} rows")
+        discarded = n.get("Rows Removed by Filter", 0) * n["Actual Loops"]
+        if discarded > BIG:
+            flags.append(f"filter discards {discarded:,}")
+    return {
+        "top": top_of_plan(root),
+        "indexes": sorted({n["Index Name"] for n in everything if "Index Name" in n}),
+        "read": read,
+        "hit": root.get("Shared Hit Blocks", 0),
+        "blocks_read": root.get("Shared Read Blocks", 0),
+        "ms": plan["Execution Time"],
+        "flags": flags,
+    }
+
+
+def render(node: dict, depth: int = 0) -> list[str]:
+    """A plan tree as indented text, from its JSON."""
+    line = (
+        f"{'  ' * depth}-> {describe(node)}  (rows={node['Actual Rows']:,} loops={node['Actual Loops']} "
+        f"time={node['Actual Total Time']:.2f} ms hit={node.get('Shared Hit Blocks', 0)} "
+        f"read={node.get('Shared Read Blocks', 0)})"
+    )
+    lines = [line]
+    for detail in ("Index Cond", "Recheck Cond", "Filter", "Rows Removed by Filter", "Sort Key", "Sort Method"):
+        if detail in node:
+            lines.append(f"{'  ' * depth}     {detail}: {node[detail]}")
+    for child in node.get("Plans", []):
+        lines += render(child, depth + 1)
+    return lines
+
+
+def explain_catalogue(database: str, stones: int) -> str:
+    """bench/explain.md: every sort key both ways under each filter set, the count statements, a few full plans."""
+    rows, counts, plans = [], [], {}
+    with psycopg.connect(database, autocommit=True) as conn, conn.cursor() as cur:
+        cap = settings_for_api(database, Path("unused")).api_count_cap
+        for label, filters in EXPLAIN_FILTERS.items():
+            for sort in SORTS:
+                statement, params = search.page(DiamondSearch(**filters, sort=sort), PAGE, None)
+                plan = explain(cur, statement, params)
+                plans[(label, sort)] = plan
+                rows.append((label, sort, examine(plan)))
+            statement, params = search.capped_count(DiamondSearch(**filters), cap)
+            plan = explain(cur, statement, params)
+            plans[(label, "count")] = plan
+            counts.append((label, examine(plan)))
+    progress(f"explained {len(rows)} page statements and {len(counts)} counts")
+    return explain_markdown(rows, counts, plans, stones, cap)
+
+
+def explain_markdown(rows: list, counts: list, plans: dict, stones: int, cap: int) -> str:
+    def line(label: str, sort: str, e: dict) -> str:
+        flags = "**" + "; ".join(e["flags"]) + "**" if e["flags"] else ""
+        return (
+            f"| {label} | {sort} | {e['top']} | {e['read']:,} | {e['hit']:,} / {e['blocks_read']:,} | "
+            f"{e['ms']:.2f} | {flags} |"
+        )
+
+    header = (
+        "| filters | sort | plan (top nodes) | rows read | buffers hit / read | ms | flag |\n"
+        "|---|---|---|---:|---:|---:|---|"
+    )
+    out = [
+        "# Search plans",
+        "",
+        f"Generated by `bench/bench_api.py --write`; do not edit. {stones:,} listed stones, built by a full sync "
+        "of both emulated feeds, then VACUUM ANALYZE. Each statement is the page the API runs (50 rows + 1, no "
+        "cursor) or its count (capped at "
+        f"{cap + 1:,} rows), built by `shared/catalogue/search.py`; figures from `EXPLAIN (ANALYZE, BUFFERS, "
+        "FORMAT JSON)`, second run. Rows read: rows the scan nodes returned plus those their filters discarded. "
+        f"Flagged: a sequential scan, a sort of more than {BIG:,} rows, a filter discarding more than {BIG:,} rows.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "Filter sets: " + "; ".join(f"{k}: `{query_string(v) or '-'}`" for k, v in EXPLAIN_FILTERS.items()) + ".",
+        "",
+        "## Summary",
+        "",
+        *index_summary(rows, counts),
+        "",
+        "## Page statements",
+        "",
+        header,
+        *(line(label, sort, e) for label, sort, e in rows),
+        "",
+        "## Count statements",
+        "",
+        header,
+        *(line(label, "-", e) for label, e in counts),
+        "",
+        "## A few full plans",
+    ]
+    slowest = max(rows, key=lambda r: r[2]["ms"])
+    chosen = [
+        ("none", "-listed_at", "a broad first page: walks the sort index and stops after 51 rows"),
+        ("shape+carats+color+clarity", "price_cents", "the storefront's main search"),
+        (slowest[0], slowest[1], "the slowest page statement above"),
+        (max(counts, key=lambda r: r[1]["ms"])[0], "count", "the slowest count"),
+    ]
+    for label, sort, why in chosen:
+        out += ["", f"### {label}, {sort}: {why}", "", "```", *render(plans[(label, sort)]["Plan"]), "```"]
+    return "\n".join(out) + "\n"
+
+
+def index_summary(rows: list, counts: list) -> list[str]:
+    """Which index served which statements, and what was flagged; generated from the plans."""
+    served: dict[str, list[str]] = {}
+    for label, sort, e in rows:
+        for index in e["indexes"] or ["(no index)"]:
+            served.setdefault(index, []).append(f"{label} / {sort}")
+    for label, e in counts:
+        for index in e["indexes"] or ["(no index)"]:
+            served.setdefault(index, []).append(f"{label} / count")
+    lines = []
+    for index, uses in sorted(served.items(), key=lambda item: -len(item[1])):
+        lines.append(f"- `{index}` ({len(uses)}): " + ", ".join(uses))
+    flagged = [(label, sort, e) for label, sort, e in rows] + [(label, "count", e) for label, e in counts]
+    flagged = [r for r in flagged if r[2]["flags"]]
+    slow = sorted(rows, key=lambda r: -r[2]["ms"])[:3]
+    lines += [
+        "",
+        f"{len(flagged)} of {len(rows) + len(counts)} statements flagged"
+        + (
+            ": " + "; ".join(f"{label} / {sort} ({', '.join(e['flags'])})" for label, sort, e in flagged)
+            if flagged
+            else ""
+        )
+        + ".",
+        "Slowest page statements: " + "; ".join(f"{label} / {sort} {e['ms']:.1f} ms" for label, sort, e in slow) + ".",
+    ]
+    return lines
+
+
+# --- where the server's CPU goes (py-spy) ------------------------------------------------------------
+
+# A sample counts for the first group any of its frames matches, in this order: the more specific
+# work first (psycopg called from the auth code is psycopg's time, not the auth code's).
+PROFILE_GROUPS = (
+    ("access log line (logging)", ("/logging/", "shared/logs.py")),
+    ("psycopg: statements, rows, pool", ("/psycopg/", "/psycopg_pool/")),
+    ("signature: canonical request, HMAC", ("caratflow_client/signing.py", "shared/access/verify.py")),
+    ("JSON encoding of the page", ("api/encoding.py",)),
+    ("query string to DiamondSearch (FastAPI, pydantic)", ("fastapi/dependencies/", "/pydantic/")),
+    ("secret lookup through a worker thread (anyio)", ("/anyio/to_thread", "/concurrent/futures/", "threading.py")),
+    ("HTTP protocol (uvicorn, httptools)", ("/uvicorn/", "/httptools/", "/h11/")),
+    ("routing, middleware, auth flow (Starlette, FastAPI, api/)", ("/starlette/", "/fastapi/", "/api/")),
+    ("asyncio event loop", ("/asyncio/",)),
+)
+
+
+def profile_server(
+    base: str,
+    server: psutil.Process,
+    probes: list[Probe],
+    key: BenchKey,
+    *,
+    etag: str | None,
+    connections: int,
+    folder: Path,
+    seconds: int = 10,
+) -> dict[str, float] | None:
+    """Share of the server's CPU samples by group while it serves the load (None: py-spy not installed)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        return None
+    output = folder / "profile.txt"
+    items = signed_requests(probes, key, seconds * 6000, 3, etag)
+    recorder = subprocess.Popen(
+        [
+            py_spy,
+            "record",
+            "--pid",
+            str(server.pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--duration",
+            str(seconds),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # py-spy attaches; the load then covers its whole window
+    replay(base, items, seconds + 1, connections, folder)
+    recorder.wait(60)
+    return grouped_samples(output.read_text())
+
+
+def grouped_samples(raw: str) -> dict[str, float]:
+    groups: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        name = next((name for name, marks in PROFILE_GROUPS if any(m in stack for m in marks)), "other")
+        groups[name] += int(count)
+    total = sum(groups.values()) or 1
+    return {name: n / total for name, n in groups.most_common()}
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+
+def ms(values: tuple[float, ...]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def load_table(runs: dict) -> list[str]:
+    lines = [
+        "| server | workload (50 connections) | requests/s | p50 ms | p95 ms | p99 ms | responses | "
+        "not as expected | CPU share of the machine: server / PostgreSQL / autocannon |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for (workers, kind), run in runs.items():
+        server = "1 process" if workers == 1 else f"--workers {workers}"
+        workload = "search mix (200)" if kind == "search" else "revalidation (304)"
+        statuses = ", ".join(f"{n:,} x {s}" for s, n in sorted(run["statuses"].items()))
+        cpu = run["cpu"]
+        lines.append(
+            f"| {server} | {workload} | {run['rps']:,.0f} | {run['latency'][0]:.1f} | {run['latency'][1]:.1f} | "
+            f"{run['latency'][2]:.1f} | {statuses} | {run['unexpected']} | "
+            f"{cpu['server']:.0%} / {cpu['postgres']:.0%} / {cpu['load']:.0%} |"
+        )
+    return lines
+
+
+def targets_table(runs: dict) -> list[str]:
+    searches = {w: r for (w, kind), r in runs.items() if kind == "search"}
+    revalidations = {w: r for (w, kind), r in runs.items() if kind == "304"}
+
+    def server(workers: int) -> str:
+        return "1 process" if workers == 1 else f"{workers} workers"
+
+    p99 = "; ".join(f"{server(w)}: {r['latency'][2]:.1f} ms" for w, r in searches.items())
+    rps = "; ".join(f"{server(w)}: {r['rps']:,.0f} req/s" for w, r in revalidations.items())
+    p99_met = [w for w, r in searches.items() if r["latency"][2] < 50]
+    rps_met = [w for w, r in revalidations.items() if r["rps"] >= 1000]
+
+    def verdict(met: list[int], every: dict) -> str:
+        if len(met) == len(every):
+            return "met"
+        return "missed" if not met else "met with " + ", ".join(server(w) for w in met) + " only"
+
+    return [
+        "| target | measured | verdict |",
+        "|---|---|---|",
+        f"| search mix p99 < 50 ms at 50 clients | {p99} | {verdict(p99_met, searches)} |",
+        f"| >= 1,000 req/s of 304 revalidations | {rps} | {verdict(rps_met, revalidations)} |",
+    ]
+
+
+def per_request_table(probes: list[Probe], runs: dict, floor: dict) -> list[str]:
+    under_load = {w: r["by_probe"] for (w, kind), r in runs.items() if kind == "search"}
+    workers = sorted(under_load)
+    lines = [
+        "| request | share of the mix | "
+        + " | ".join(f"under load, {'1 process' if w == 1 else f'{w} workers'}: p50 / p95 / p99 ms" for w in workers)
+        + " | SQL floor, page statement: p50 / p95 / p99 ms | count on a cache miss: p50 / p95 / p99 ms |",
+        "|---|---:|" + "---:|" * len(workers) + "---:|---:|",
+    ]
+    total = sum(p.weight for p in probes)
+    for probe in probes:
+        loads = " | ".join(ms(under_load[w].get(probe.name, ())) for w in workers)
+        count = ms(floor[probe.name]["count"]) if "count" in floor[probe.name] else "-"
+        lines.append(
+            f"| {probe.name} | {probe.weight / total:.0%} | {loads} | {ms(floor[probe.name]['page'])} | {count} |"
+        )
+    lines.append(
+        "| every request, 304s included: `caratflow_api_gate` (nonce, rate budget, dataset version) | - | "
+        + " | ".join("-" for _ in workers)
+        + f" | {ms(floor['gate']['page'])} | - |"
+    )
+    return lines
+
+
+def profile_table(profiles: dict[str, dict[str, float] | None]) -> list[str]:
+    if not all(profiles.values()):
+        return ["(py-spy is not installed in the venv: `.venv/bin/pip install py-spy` adds this table)"]
+    names = [name for name, _ in PROFILE_GROUPS] + ["other"]
+    lines = [
+        "| server CPU samples, 1 process (py-spy, 200 Hz, 10 s) | revalidation (304) | search mix |",
+        "|---|---:|---:|",
+    ]
+    for name in names:
+        shares = [profiles[kind].get(name, 0.0) for kind in ("304", "search")]
+        if any(share >= 0.005 for share in shares):
+            lines.append(f"| {name} | {shares[0]:.0%} | {shares[1]:.0%} |")
+    return lines
+
+
+def report(stones: int, probes: list[Probe], runs: dict, floor: dict, profiles: dict, args, pool: int) -> str:
+    return "\n".join(
+        [
+            *load_table(runs),
+            "",
+            *targets_table(runs),
+            "",
+            *per_request_table(probes, runs, floor),
+            "",
+            *profile_table(profiles),
+            "",
+            f"{stones:,} listed stones, built by a full sync of both emulated feeds (the real main job), then "
+            f"VACUUM ANALYZE. Load: autocannon {AUTOCANNON.split('@')[1]}, {args.connections} connections, "
+            f"{args.seconds:.0f} s per figure after a {WARMUP_SECONDS} s warm-up, every request signed beforehand "
+            "with its own nonce and replayed once; a status other than the expected one, a connection error or a "
+            "timeout counts as not as expected. Server: `caratflow serve` (uvicorn with httptools, asyncio loop), "
+            f"default settings (DB_POOL_MAX_SIZE {pool} per process, access log at INFO) except the search rate "
+            f"limit, raised for the bench client to {RATE_PER_MINUTE:,}/min with a burst of {BURST:,} (every "
+            "request still runs the rate-limit update). SQL floor: one psycopg connection, sequential, "
+            f"{args.floor_iterations} runs per page statement. Load tool, server and PostgreSQL share the machine.",
+            "",
+            f"Machine: {machine()}. PostgreSQL 16 embedded (pgserver), default settings.",
+        ]
+    )
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+
+def current_etag(base: str, probe: Probe, key: BenchKey) -> str:
+    """One signed search: the ETag the revalidations send back (and a check that signing works)."""
+    path, query = probe.targets[0]
+    signature = sign_request(key_id=key.key_id, secret=key.secret, method="GET", path=path, query=query)
+    response = httpx.get(f"{base}{path}?{query}", headers={"Authorization": signature.header()}, timeout=30)
+    if response.status_code != 200:
+        raise SystemExit(f"a signed search failed: {response.status_code} {response.text[:500]}")
+    return response.headers["etag"]
+
+
+def measure_server(database: str, folder: Path, workers: int, probes: list[Probe], key: BenchKey, args) -> tuple:
+    """The search mix and the revalidations against one server configuration; profiles with 1 process."""
+    runs, profiles = {}, {}
+    with api_server(database, folder, workers) as (base, server):
+        etag = current_etag(base, probes[0], key)
+        for kind, tag in (("search", None), ("304", etag)):
+            progress(f"{workers} worker(s), {kind}: {WARMUP_SECONDS} s warm-up + {args.seconds:.0f} s...")
+            runs[(workers, kind)] = load_run(
+                base, server, probes, key, etag=tag, seconds=args.seconds, connections=args.connections, folder=folder
+            )
+            run = runs[(workers, kind)]
+            progress(f"  {run['rps']:,.0f} req/s, p50/p95/p99 {ms(run['latency'])} ms, {run['statuses']}")
+        if workers == 1:
+            for kind, tag in (("304", etag), ("search", None)):
+                progress(f"profiling the server under the {kind} load (py-spy)...")
+                profiles[kind] = profile_server(
+                    base, server, probes, key, etag=tag, connections=args.connections, folder=folder
+                )
+    return runs, profiles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1_000_000, help="stones to build (default 1,000,000)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="reuse a database that holds a built catalogue")
+    where.add_argument("--keep", help="build into an embedded PostgreSQL kept in this folder, or reuse it")
+    parser.add_argument("--seconds", type=float, default=25, help="measured seconds per load figure")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server configurations")
+    parser.add_argument("--floor-iterations", type=int, default=200)
+    parser.add_argument("--write", action="store_true", help="update bench/README.md and bench/explain.md")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    ensure_autocannon()
+    with catalogue(args) as database, tempfile.TemporaryDirectory(prefix="caratflow-bench-api-") as temp:
+        folder = Path(temp)
+        stones = listed_stones(database)
+        progress("explaining the page and count statements...")
+        explained = explain_catalogue(database, stones)
+        probes = storefront_mix(database)
+        key = issue_key(database, folder / "secrets.json")
+        progress("SQL floor...")
+        floor = sql_floor(database, probes, key, args.floor_iterations)
+        runs, profiles = {}, {}
+        for workers in args.workers:
+            measured, profiled = measure_server(database, folder, workers, probes, key, args)
+            runs.update(measured)
+            profiles.update(profiled)
+        pool = settings_for_api(database, folder).db_pool_max_size
+    text = report(stones, probes, runs, floor, profiles, args, pool)
+    print(text)
+    if args.write:
+        write_section("bench_api", text)
+        EXPLAIN_MD.write_text(explained)
+        progress(f"wrote {EXPLAIN_MD.relative_to(PROJECT)} and the bench_api section of bench/README.md")
+    progress(f"the bench took {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
