@@ -42,18 +42,20 @@ def two_servers(api_settings, database_url, search_key, tmp_path):
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     deadline = time.monotonic() + 30
     for url in urls:
-        while True:
-            try:
-                if httpx.get(f"{url}/api/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass  # not listening yet
+        while not _ready(url):
             assert time.monotonic() < deadline, "servers did not start"
             time.sleep(0.1)
     yield urls
     for process in processes:
         process.terminate()
         process.wait(10)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/ready").status_code == 200
+    except httpx.TransportError:  # not listening yet
+        return False
 
 
 def test_two_instances_never_admit_more_than_one_budget(two_servers, search_key) -> None:
