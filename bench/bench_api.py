@@ -3,22 +3,27 @@
     .venv/bin/python bench/bench_api.py [--size 1000000] [--keep DIR | --database URL] [--write]
 
 On a catalogue built by the real main job (the feed emulator in its own process, a full sync of both
-feeds, then VACUUM ANALYZE), this measures:
-- the search mix: about ten searches a storefront sends, each request freshly signed, replayed by
-  autocannon over 50 connections against `caratflow serve` as 1 process and as `--workers 2`:
-  requests/s and p50/p95/p99 latency, overall and per search;
+feeds, then VACUUM ANALYZE; about 8 minutes at 1M stones, so --keep DIR keeps it for the next run),
+this measures:
+- the search mix: eleven requests a storefront sends, each freshly signed, replayed by autocannon
+  over 50 connections against `caratflow serve` as 1 process and as `--workers 2`: requests/s and
+  p50/p95/p99 latency, overall and per request kind;
 - revalidations: the same requests with `If-None-Match` on the current ETag, all answered 304;
-- the SQL floor: the statements those searches run (built by shared/catalogue/search.py), through
+- during each run: CPU of the server, PostgreSQL, autocannon and the rest of the machine; what the
+  API's database sessions do (pg_stat_activity); how the connections spread over the workers;
+- the SQL floor: the statements those requests run (built by shared/catalogue/search.py), through
   psycopg on one connection, sequentially, per statement p50/p95/p99;
-- where the server's CPU goes (py-spy, when installed in the venv), and the CPU of each process;
+- where the server's CPU goes for a 304 and for a search (py-spy, when installed in the venv);
 - bench/explain.md: EXPLAIN (ANALYZE, BUFFERS) of every sort key in both directions under
-  representative filters, and which index served each.
+  representative filters, the count statements, and which index served each.
 Every response is checked: a status other than the expected 200 or 304 is counted and reported.
+The whole run takes about 6 minutes on a built catalogue (plus the build).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -29,11 +34,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -57,6 +64,7 @@ from shared.access.keys import create_key  # noqa: E402
 from shared.catalogue import cursor as cursors  # noqa: E402
 from shared.catalogue import search  # noqa: E402
 from shared.catalogue.query import SORT_COLUMNS, DiamondSearch  # noqa: E402
+from shared.config import Settings, load_settings  # noqa: E402
 from shared.db import embedded  # noqa: E402
 from shared.db.connect import open_pool  # noqa: E402
 from shared.db.migrate import migrate  # noqa: E402
@@ -73,6 +81,9 @@ PAGE = 50  # the API's default page size, which the mix uses
 RATE_PER_MINUTE = 6_000_000
 BURST = 100_000
 WARMUP_SECONDS = 5
+# The measured time is split into parts, each replayed on fresh connections: the spread of their
+# requests/s shows how steady the machine was (this VM's speed varies from second to second).
+SEGMENTS = 3
 
 
 # --- the catalogue ---------------------------------------------------------------------------------
@@ -116,10 +127,13 @@ def catalogue(args: argparse.Namespace) -> Iterator[str]:
         try:
             with psycopg.connect(database) as conn:
                 migrate(conn)
-            if listed_stones(database) == 0:
+            stones = listed_stones(database)
+            if stones == 0:
                 build_catalogue(database, args.size)
+            elif abs(stones - args.size) > args.size // 100:
+                raise SystemExit(f"{folder} holds {stones:,} stones, not --size {args.size:,}: use another folder")
             else:
-                progress(f"reusing the catalogue kept in {folder} ({listed_stones(database):,} listed stones)")
+                progress(f"reusing the catalogue kept in {folder} ({stones:,} listed stones)")
             progress(f"kept: run again with --keep {folder} (or --database '{database}' while it runs)")
             yield database
         finally:
@@ -139,15 +153,23 @@ def progress(message: str) -> None:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One concrete request: its URL, and the search it runs (None: one stone by id)."""
+
+    path: str
+    query: str  # the raw query string, as sent and signed
+    search: DiamondSearch | None = None
+    after: cursors.Position | None = None
+    diamond_id: Any = None
+
+
+@dataclass(frozen=True)
 class Probe:
-    """One kind of request a storefront sends: its URL(s), and the search it runs (None: one stone by id)."""
+    """One kind of request a storefront sends, its share of the mix, and the variants it cycles through."""
 
     name: str
     weight: int
-    targets: tuple[tuple[str, str], ...]  # (path, raw query string); requests cycle through them
-    search: DiamondSearch | None = None
-    after: cursors.Position | None = None
-    ids: tuple[Any, ...] = field(default=(), repr=False)
+    variants: tuple[Variant, ...] = field(repr=False)
 
 
 def query_string(params: dict[str, Any]) -> str:
@@ -159,8 +181,14 @@ def query_string(params: dict[str, Any]) -> str:
     return urlencode(pairs, quote_via=quote)
 
 
+def search_variant(params: dict[str, Any]) -> Variant:
+    query = DiamondSearch(**params)
+    after = cursors.decode(query, query.cursor) if query.cursor else None
+    return Variant("/api/v1/diamonds", query_string(params), query, after)
+
+
 def search_probe(name: str, weight: int, **params: Any) -> Probe:
-    return Probe(name, weight, (("/api/v1/diamonds", query_string(params)),), DiamondSearch(**params))
+    return Probe(name, weight, (search_variant(params),))
 
 
 def second_page(conn: psycopg.Connection, name: str, weight: int, **params: Any) -> Probe:
@@ -172,24 +200,41 @@ def second_page(conn: psycopg.Connection, name: str, weight: int, **params: Any)
     if len(rows) <= PAGE:
         raise SystemExit(f"{name}: the catalogue has no second page for {params}; is it too small?")
     last = rows[PAGE - 1]
-    token = cursors.encode(first, last["sort_value"], last["diamond_id"])
-    probe = search_probe(name, weight, **params, cursor=token)
-    return Probe(probe.name, weight, probe.targets, probe.search, cursors.decode(probe.search, token))
+    return search_probe(name, weight, **params, cursor=cursors.encode(first, last["sort_value"], last["diamond_id"]))
+
+
+def price_slider(conn: psycopg.Connection, name: str, weight: int, count: int = 5000) -> Probe:
+    """Rounds in a price range that differs from request to request, as a storefront's slider sends them.
+
+    The API caches a search's count per filter set; a fresh range is a cache miss, so this probe pays
+    the count statement on every request, as varied real traffic does.
+    """
+    (prices,) = conn.execute(
+        "SELECT percentile_disc((SELECT array_agg(p / 100.0) FROM generate_series(20, 80) AS p)) "
+        "WITHIN GROUP (ORDER BY price_cents) FROM diamonds WHERE shape = 'ROUND' AND delisted_at IS NULL"
+    ).fetchone()
+    rng, ranges = random.Random(11), set()
+    while len(ranges) < count:
+        low = rng.choice(prices) // 100 * 100  # whole dollars, as a slider sends them
+        ranges.add((low, int(low * rng.uniform(1.5, 3)) // 100 * 100))
+    variants = [
+        search_variant({"shape": ["ROUND"], "price_cents_min": low, "price_cents_max": high, "sort": "price_cents"})
+        for low, high in sorted(ranges)
+    ]
+    rng.shuffle(variants)
+    return Probe(name, weight, tuple(variants))
 
 
 def by_id_probe(conn: psycopg.Connection, name: str, weight: int, count: int = 1000) -> Probe:
     """One stone by id, cycling through listed stones drawn at random (not one hot row)."""
-    ids = [
-        i
-        for (i,) in conn.execute(
-            "SELECT diamond_id FROM diamonds WHERE delisted_at IS NULL ORDER BY random() LIMIT %s", (count,)
-        )
-    ]
-    return Probe(name, weight, tuple((f"/api/v1/diamonds/{i}", "") for i in ids), ids=tuple(ids))
+    ids = conn.execute(
+        "SELECT diamond_id FROM diamonds WHERE delisted_at IS NULL ORDER BY random() LIMIT %s", (count,)
+    ).fetchall()
+    return Probe(name, weight, tuple(Variant(f"/api/v1/diamonds/{i}", "", diamond_id=i) for (i,) in ids))
 
 
 def storefront_mix(database: str) -> list[Probe]:
-    """About ten requests a storefront sends, with values taken from the built catalogue."""
+    """Eleven requests a storefront sends, with values taken from the built catalogue."""
     with psycopg.connect(database) as conn:
         (fancy_color,) = conn.execute(
             "SELECT fancy_color FROM diamonds WHERE fancy_color IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
@@ -243,6 +288,7 @@ def storefront_mix(database: str) -> list[Probe]:
                 price_cents_min=expensive,
                 sort="-price_cents",
             ),
+            price_slider(conn, "round in a price range that changes per request (count not cached)", 2),
             by_id_probe(conn, "one stone by id", 2),
         ]
 
@@ -265,10 +311,13 @@ def issue_key(database: str, secrets_path: Path) -> BenchKey:
     return BenchKey(issued.key_id, issued.secret, issued.client_id)
 
 
-def settings_for_api(database: str, secrets_path: Path):
-    from shared.config import load_settings
-
+def settings_for_api(database: str, secrets_path: Path) -> Settings:
     return load_settings(database_url=database, secret_store="local", local_secrets_path=secrets_path)
+
+
+# Which variant each probe sends next. It carries on from run to run, so that a probe whose requests
+# vary (the price slider) does not repeat in the measured run what the warm-up already cached.
+_TURNS: Counter[str] = Counter()
 
 
 def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, etag: str | None) -> list[list]:
@@ -279,17 +328,18 @@ def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, e
     """
     rng = random.Random(seed)
     deck = [probe for probe in probes for _ in range(probe.weight)]
-    turns: Counter[str] = Counter()
     items = []
     for _ in range(count):
         probe = rng.choice(deck)
-        path, query = probe.targets[turns[probe.name] % len(probe.targets)]
-        turns[probe.name] += 1
-        signature = sign_request(key_id=key.key_id, secret=key.secret, method="GET", path=path, query=query)
+        variant = probe.variants[_TURNS[probe.name] % len(probe.variants)]
+        _TURNS[probe.name] += 1
+        signature = sign_request(
+            key_id=key.key_id, secret=key.secret, method="GET", path=variant.path, query=variant.query
+        )
         headers = {"Authorization": signature.header()}
         if etag:
             headers["If-None-Match"] = etag
-        items.append([probe.name, f"{path}?{query}" if query else path, headers])
+        items.append([probe.name, f"{variant.path}?{variant.query}" if variant.query else variant.path, headers])
     return items
 
 
@@ -385,24 +435,147 @@ def replay(base: str, items: list[list], seconds: float, connections: int, folde
 # --- CPU by process group --------------------------------------------------------------------------
 
 
-def cpu_snapshot(server: psutil.Process) -> dict[str, dict[tuple[int, float], float]]:
-    """CPU seconds so far of the server's processes and of every PostgreSQL process."""
-    groups: dict[str, dict[tuple[int, float], float]] = {"server": {}, "postgres": {}}
-    members = [("server", p) for p in [server, *server.children(recursive=True)]]
-    members += [("postgres", p) for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
-    for group, process in members:
+def postmaster(database: str) -> psutil.Process | None:
+    """The PostgreSQL server process of this database, when it runs on this machine."""
+    with psycopg.connect(database) as conn:
+        (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone()
         try:
-            times = process.cpu_times()
-            groups[group][(process.pid, process.create_time())] = times.user + times.system
+            return psutil.Process(backend).parent()  # while this backend still runs
         except psutil.Error:
-            continue  # ended meanwhile
+            return None
+
+
+def machine_busy() -> float:
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq
+
+
+def cpu_snapshot(server: psutil.Process, database: psutil.Process | None) -> dict[str, Any]:
+    """CPU seconds (user, system) so far of the server's processes and of the database's, and of the machine."""
+    groups: dict[str, Any] = {"server": {}, "postgres": {}, "machine": machine_busy()}
+    for group, root in (("server", server), ("postgres", database)):
+        try:
+            members = [root, *root.children(recursive=True)] if root else []
+        except psutil.Error:
+            members = []
+        for process in members:
+            try:
+                times = process.cpu_times()
+                groups[group][(process.pid, process.create_time())] = (times.user, times.system)
+            except psutil.Error:
+                continue  # ended meanwhile
     return groups
 
 
-def cpu_used(before: dict, after: dict) -> dict[str, float]:
-    return {
-        group: sum(seconds - before[group].get(key, 0.0) for key, seconds in after[group].items()) for group in after
-    }
+def cpu_used(before: dict, after: dict, load: float) -> dict[str, float]:
+    """CPU seconds per group between two snapshots, the system (kernel) part of each as `<group>_sys`,
+    the load tool's (measured by the caller), and the rest of the machine's as `other`."""
+    used = {"load": load}
+    for group in ("server", "postgres"):
+        user = system = 0.0
+        for key, (u, s) in after[group].items():
+            u0, s0 = before[group].get(key, (0.0, 0.0))
+            user, system = user + u - u0, system + s - s0
+        used[group], used[f"{group}_sys"] = user + system, system
+    used["other"] = max(0.0, after["machine"] - before["machine"] - used["server"] - used["postgres"] - load)
+    return used
+
+
+def host_speed(samples: int = 15) -> tuple[float, float, float]:
+    """A fixed pure-Python loop, timed `samples` times half a second apart: min, median, max in ms.
+
+    On a shared VM the same work takes a varying time; this puts the spread of the load figures in
+    context.
+    """
+    timings = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        for i in range(200_000):
+            hashlib.sha256(str(i).encode()).digest()
+        timings.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.5)
+    return min(timings), float(np.median(timings)), max(timings)
+
+
+def wait_for_quiet(limit: float = 0.15, patience: float = 600) -> None:
+    """Measure on a quiet machine: wait (up to `patience` s) until other work uses under `limit` of it."""
+    deadline = time.monotonic() + patience
+    while (busy := psutil.cpu_percent(interval=3) / 100) > limit:
+        if time.monotonic() > deadline:
+            progress(f"the machine is still {busy:.0%} busy with other work; measuring anyway (see 'other')")
+            return
+        progress(f"the machine is {busy:.0%} busy with other work; waiting")
+
+
+def connections_per_process(server: psutil.Process, port: int) -> list[int]:
+    """Established client connections each serving process holds (with --workers, each worker's).
+
+    Workers accept from one shared socket; which one takes a connection is the kernel's choice, and
+    a keep-alive connection stays with that worker for the whole run.
+    """
+    held: dict[psutil.Process, int] = {}
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            sockets = [c for c in process.net_connections("tcp") if c.laddr and c.laddr.port == port]
+        except psutil.Error:
+            continue
+        if any(c.status == "LISTEN" for c in sockets):
+            held[process] = sum(c.status == "ESTABLISHED" for c in sockets)
+    if len(held) > 1:
+        held.pop(server, None)  # the supervisor holds the socket but serves nothing
+    return sorted(held.values(), reverse=True)
+
+
+class SessionSampler:
+    """What the API's PostgreSQL sessions do during a run, sampled from pg_stat_activity every 20 ms.
+
+    A session that is idle waits for the server's next statement; one that is active runs (or waits
+    inside PostgreSQL, e.g. on a lock). Which of the two dominates says where the time goes.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.samples: list[list[tuple]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SessionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with psycopg.connect(self.database, autocommit=True) as conn:
+            while not self._stop.wait(0.02):
+                self.samples.append(
+                    conn.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE application_name = 'caratflow-api'"
+                    ).fetchall()
+                )
+
+    @staticmethod
+    def summary(samples: list[list[tuple]]) -> dict[str, Any]:
+        n = len(samples) or 1
+        states: Counter[str] = Counter()
+        waits: Counter[str] = Counter()
+        for sample in samples:
+            for state, wait_type, wait in sample:
+                if state == "active" and wait_type is None:
+                    states["running"] += 1
+                elif state == "active":
+                    states["waiting"] += 1
+                    waits[f"{wait_type}:{wait}"] += 1
+                else:
+                    states["idle"] += 1
+        return {
+            "sessions": sum(len(sample) for sample in samples) / n,
+            **{state: states[state] / n for state in ("running", "waiting", "idle")},
+            "waits": {wait: count / n for wait, count in waits.most_common(3)},
+        }
 
 
 # --- load runs ---------------------------------------------------------------------------------------
@@ -413,49 +586,72 @@ def percentiles(values: list[float] | np.ndarray) -> tuple[float, float, float]:
     return float(p50), float(p95), float(p99)
 
 
-def load_run(
-    base: str,
-    server: psutil.Process,
-    probes: list[Probe],
-    key: BenchKey,
-    *,
-    etag: str | None,
-    seconds: float,
-    connections: int,
-    folder: Path,
-) -> dict:
-    """A warm-up, then the measured run: requests/s, latency percentiles, statuses, CPU by process."""
+@dataclass(frozen=True)
+class Setup:
+    """What every load run needs."""
+
+    database: str
+    postgres: psutil.Process | None  # the database's server process, for its CPU
+    probes: list[Probe]
+    key: BenchKey
+    connections: int
+    seconds: float
+    folder: Path
+
+
+def load_run(setup: Setup, base: str, server: psutil.Process, etag: str | None) -> dict:
+    """A warm-up, then the measured run in SEGMENTS parts: requests/s, latency, statuses, CPU by process."""
+    wait_for_quiet()
     # The warm-up primes the server (pools, key and count caches) and tells how many requests to sign.
-    warm = replay(
-        base, signed_requests(probes, key, WARMUP_SECONDS * 4000, 1, etag), WARMUP_SECONDS, connections, folder
-    )
+    warm_up = signed_requests(setup.probes, setup.key, WARMUP_SECONDS * 4000, 1, etag)
+    warm = replay(base, warm_up, WARMUP_SECONDS, setup.connections, setup.folder)
     rate = warm["used"] / warm["seconds"]
-    items = signed_requests(probes, key, int(rate * seconds * 2) + 2000, 2, etag)
-    before, started = cpu_snapshot(server), time.perf_counter()
-    result = replay(base, items, seconds, connections, folder)
-    wall = time.perf_counter() - started
-    cpu = cpu_used(before, cpu_snapshot(server))
+    segments = [segment(setup, base, server, etag, rate, seed) for seed in range(2, 2 + SEGMENTS)]
+    return summarise(segments, expected=304 if etag else 200)
+
+
+def segment(setup: Setup, base: str, server: psutil.Process, etag: str | None, rate: float, seed: int) -> dict:
+    """One measured part: requests signed just before it (twice the warm-up's rate, so none is replayed)."""
+    seconds = setup.seconds / SEGMENTS
+    items = signed_requests(setup.probes, setup.key, int(rate * seconds * 2) + 2000, seed, etag)
+    split: list[int] = []
+    port = int(base.rsplit(":", 1)[1])
+    halfway = threading.Timer(seconds / 2, lambda: split.extend(connections_per_process(server, port)))
+    with SessionSampler(setup.database) as sessions:
+        before, started = cpu_snapshot(server, setup.postgres), time.perf_counter()
+        halfway.start()
+        result = replay(base, items, seconds, setup.connections, setup.folder)
+        wall = time.perf_counter() - started
+        cpu = cpu_used(before, cpu_snapshot(server, setup.postgres), result["load_cpu"])
+    halfway.join()
     if result["exhausted"]:
         raise SystemExit(f"ran out of pre-signed requests after {result['used']:,}; the run would replay nonces")
-    return summarise(result, expected=304 if etag else 200, cpu={**cpu, "load": result["load_cpu"]}, wall=wall)
+    return {**result, "cpu": cpu, "wall": wall, "samples": sessions.samples, "split": split}
 
 
-def summarise(result: dict, *, expected: int, cpu: dict[str, float], wall: float) -> dict:
-    everything = np.concatenate([np.asarray(v, dtype=float) for v in result["latencies"].values()])
+def summarise(segments: list[dict], *, expected: int) -> dict:
+    """The segments as one run: latencies pooled, requests/s overall and per segment, CPU shares."""
+    latencies: dict[str, list[float]] = {}
     statuses: Counter[str] = Counter()
-    for seen in result["statuses"].values():
-        statuses.update(seen)
-    unexpected = sum(n for status, n in statuses.items() if int(status) != expected)
+    for part in segments:
+        for tag, values in part["latencies"].items():
+            latencies.setdefault(tag, []).extend(values)
+        for seen in part["statuses"].values():
+            statuses.update(seen)
+    everything = [value for values in latencies.values() for value in values]
+    failures = sum(part["errors"] + part["timeouts"] for part in segments)
+    wall = sum(part["wall"] for part in segments) * (os.cpu_count() or 1)
     return {
         "responses": len(everything),
-        "rps": len(everything) / result["seconds"],
+        "rps": len(everything) / sum(part["seconds"] for part in segments),
+        "rps_parts": [sum(map(len, part["latencies"].values())) / part["seconds"] for part in segments],
         "latency": percentiles(everything),
         "statuses": dict(statuses),
-        "unexpected": unexpected + result["errors"] + result["timeouts"],
-        "errors": result["errors"],
-        "timeouts": result["timeouts"],
-        "by_probe": {tag: percentiles(values) for tag, values in result["latencies"].items()},
-        "cpu": {group: seconds / (wall * (os.cpu_count() or 1)) for group, seconds in cpu.items()},
+        "unexpected": sum(n for status, n in statuses.items() if int(status) != expected) + failures,
+        "by_probe": {tag: percentiles(values) for tag, values in latencies.items()},
+        "cpu": {group: sum(part["cpu"][group] for part in segments) / wall for group in segments[0]["cpu"]},
+        "sessions": SessionSampler.summary([sample for part in segments for sample in part["samples"]]),
+        "splits": [part["split"] for part in segments],
     }
 
 
@@ -482,27 +678,26 @@ def count_ms(cur: psycopg.Cursor, query: DiamondSearch, cap: int) -> float:
 
 def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int) -> dict[str, dict]:
     """Each probe's statements through psycopg: one connection, sequential, `iterations` timings each."""
-    cap = settings_for_api(database, Path("unused")).api_count_cap
+    settings = settings_for_api(database, Path("unused"))
+    cap = settings.api_count_cap
     floor: dict[str, dict] = {}
     # Autocommit and psycopg's automatic prepare after 5 runs, like the API's pooled connections.
     with psycopg.connect(database, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         for probe in probes:
-            if probe.search is None:
-                runs = [timed(cur, search.by_id(), (probe.ids[i % len(probe.ids)],)) for i in range(iterations + 10)]
+            variants = [probe.variants[i % len(probe.variants)] for i in range(iterations + 10)]
+            if variants[0].search is None:
+                runs = [timed(cur, search.by_id(), (v.diamond_id,)) for v in variants]
                 floor[probe.name] = {"page": percentiles(runs[10:])}
                 continue
-            statement, params = search.page(probe.search, PAGE, probe.after)
-            runs = [timed(cur, statement, params) for _ in range(iterations + 10)]
-            counts = [count_ms(cur, probe.search, cap) for _ in range(max(iterations // 4, 20) + 2)]
+            runs = [timed(cur, *search.page(v.search, PAGE, v.after)) for v in variants]
+            counts = [count_ms(cur, v.search, cap) for v in variants[: max(iterations // 4, 20) + 2]]
             floor[probe.name] = {"page": percentiles(runs[10:]), "count": percentiles(counts[2:])}
-        floor["gate"] = {"page": gate_floor(cur, key, iterations * 2)}
+        floor["gate"] = {"page": gate_floor(cur, key, settings, iterations * 2)}
     return floor
 
 
-def gate_floor(cur: psycopg.Cursor, key: BenchKey, iterations: int) -> tuple[float, float, float]:
+def gate_floor(cur: psycopg.Cursor, key: BenchKey, settings: Settings, iterations: int) -> tuple[float, ...]:
     """caratflow_api_gate, the one round trip of every signed request (a 304 included), as the API calls it."""
-    from datetime import UTC, datetime, timedelta
-
     statement = (
         "SELECT outcome, remaining, retry_after_ms, reset_after_ms, dataset_version "
         "FROM caratflow_api_gate(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -517,8 +712,8 @@ def gate_floor(cur: psycopg.Cursor, key: BenchKey, iterations: int) -> tuple[flo
             timedelta(seconds=60 / RATE_PER_MINUTE),
             BURST,
             ["authfail:ip:127.0.0.1", f"authfail:key:{key.key_id}"],
-            timedelta(seconds=6),
-            20,
+            timedelta(seconds=60 / settings.api_auth_failures_per_minute),
+            settings.api_auth_failure_burst,
         )
         runs.append(timed(cur, statement, params))
     return percentiles(runs[10:])
@@ -562,12 +757,12 @@ def nodes(node: dict) -> Iterator[dict]:
 
 
 def describe(node: dict) -> str:
-    kind = node["Node Type"]
-    if kind == "Index Scan" or kind == "Index Only Scan":
-        kind += " Backward" if node.get("Scan Direction") == "Backward" else ""
-    if kind == "Bitmap Heap Scan":
+    kind = ("Parallel " if node.get("Parallel Aware") else "") + node["Node Type"]
+    if node["Node Type"] in ("Index Scan", "Index Only Scan") and node.get("Scan Direction") == "Backward":
+        kind += " Backward"
+    if node["Node Type"] == "Bitmap Heap Scan":
         inner = sorted({n["Index Name"] for n in nodes(node) if "Index Name" in n})
-        return f"Bitmap Heap Scan ({' + '.join(inner)})"
+        return f"{kind} ({' + '.join(inner)})"
     return f"{kind} {node['Index Name']}" if "Index Name" in node else kind
 
 
@@ -726,38 +921,34 @@ def index_summary(rows: list, counts: list) -> list[str]:
 
 # --- where the server's CPU goes (py-spy) ------------------------------------------------------------
 
-# A sample counts for the first group any of its frames matches, in this order: the more specific
-# work first (psycopg called from the auth code is psycopg's time, not the auth code's).
-PROFILE_GROUPS = (
-    ("access log line (logging)", ("/logging/", "shared/logs.py")),
-    ("psycopg: statements, rows, pool", ("/psycopg/", "/psycopg_pool/")),
-    ("signature: canonical request, HMAC", ("caratflow_client/signing.py", "shared/access/verify.py")),
-    ("JSON encoding of the page", ("api/encoding.py",)),
-    ("query string to DiamondSearch (FastAPI, pydantic)", ("fastapi/dependencies/", "/pydantic/")),
-    ("secret lookup through a worker thread (anyio)", ("/anyio/to_thread", "/concurrent/futures/", "threading.py")),
-    ("HTTP protocol (uvicorn, httptools)", ("/uvicorn/", "/httptools/", "/h11/")),
-    ("routing, middleware, auth flow (Starlette, FastAPI, api/)", ("/starlette/", "/fastapi/", "/api/")),
-    ("asyncio event loop", ("/asyncio/",)),
+# Frames are "function (module/file.py:line)", paths as py-spy shortens them. A sample belongs to the
+# first WORK group found anywhere in its stack (psycopg called from the auth code is psycopg's time);
+# otherwise to the LAYER of its innermost recognised frame (every stack passes through uvicorn and
+# asyncio, so only the innermost says which layer was running).
+WORK_GROUPS = (
+    ("secret lookup via a worker thread (anyio to_thread, both sides)", ("(anyio/to_thread", "(threading.py")),
+    ("access log line (logging)", ("(logging/", "logs.py:")),
+    ("psycopg: gate / search statements, rows, pool", ("(psycopg/", "(psycopg_pool/")),
+    ("signature: canonical request, HMAC", ("signing.py:", "verify.py:", "(hmac.py")),
+    ("JSON encoding of the page", ("(api/encoding.py",)),
 )
+LAYER_GROUPS = (
+    ("query string to DiamondSearch (FastAPI params, pydantic)", ("(pydantic", "(fastapi/dependencies/")),
+    ("HTTP: uvicorn, httptools, socket reads and writes", ("(uvicorn/", "(httptools", "selector_events.py:")),
+    ("Starlette / FastAPI routing and middleware", ("(starlette/", "(fastapi/")),
+    ("caratflow api/ and shared/ code", ("(api/", "(catalogue/", "(access/", "(shared/")),
+    ("asyncio event loop", ("(asyncio/", "(selectors.py")),
+)
+PROFILE_GROUPS = WORK_GROUPS + LAYER_GROUPS
 
 
-def profile_server(
-    base: str,
-    server: psutil.Process,
-    probes: list[Probe],
-    key: BenchKey,
-    *,
-    etag: str | None,
-    connections: int,
-    folder: Path,
-    seconds: int = 10,
-) -> dict[str, float] | None:
+def profile_server(setup: Setup, base: str, server: psutil.Process, etag: str | None, seconds: int = 10) -> Any:
     """Share of the server's CPU samples by group while it serves the load (None: py-spy not installed)."""
     py_spy = Path(sys.executable).with_name("py-spy")
     if not py_spy.exists():
         return None
-    output = folder / "profile.txt"
-    items = signed_requests(probes, key, seconds * 6000, 3, etag)
+    output = setup.folder / "profile.txt"
+    items = signed_requests(setup.probes, setup.key, seconds * 6000, 9, etag)
     recorder = subprocess.Popen(
         [
             py_spy,
@@ -779,21 +970,31 @@ def profile_server(
         stderr=subprocess.DEVNULL,
     )
     time.sleep(1)  # py-spy attaches; the load then covers its whole window
-    replay(base, items, seconds + 1, connections, folder)
+    replay(base, items, seconds + 1, setup.connections, setup.folder)
     recorder.wait(60)
     return grouped_samples(output.read_text())
 
 
 def grouped_samples(raw: str) -> dict[str, float]:
+    """py-spy's raw output ("frame;frame;... count" per line) as shares of the samples by group."""
     groups: Counter[str] = Counter()
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        name = next((name for name, marks in PROFILE_GROUPS if any(m in stack for m in marks)), "other")
-        groups[name] += int(count)
+        if stack and count.isdigit():
+            groups[sample_group(stack.split(";"))] += int(count)
     total = sum(groups.values()) or 1
     return {name: n / total for name, n in groups.most_common()}
+
+
+def sample_group(frames: list[str]) -> str:
+    for name, marks in WORK_GROUPS:
+        if any(mark in frame for frame in frames for mark in marks):
+            return name
+    for frame in reversed(frames):
+        for name, marks in LAYER_GROUPS:
+            if any(mark in frame for mark in marks):
+                return name
+    return "other"
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -803,21 +1004,45 @@ def ms(values: tuple[float, ...]) -> str:
     return " / ".join(f"{v:.1f}" for v in values)
 
 
+def run_label(workers: int, kind: str) -> str:
+    server = "1 process" if workers == 1 else f"--workers {workers}"
+    return f"{server} | {'search mix (200)' if kind == 'search' else 'revalidation (304)'}"
+
+
 def load_table(runs: dict) -> list[str]:
     lines = [
-        "| server | workload (50 connections) | requests/s | p50 ms | p95 ms | p99 ms | responses | "
-        "not as expected | CPU share of the machine: server / PostgreSQL / autocannon |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| server | workload, 50 connections | requests/s (lowest - highest part) | p50 ms | p95 ms | p99 ms | "
+        "responses | not as expected |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
     ]
     for (workers, kind), run in runs.items():
-        server = "1 process" if workers == 1 else f"--workers {workers}"
-        workload = "search mix (200)" if kind == "search" else "revalidation (304)"
         statuses = ", ".join(f"{n:,} x {s}" for s, n in sorted(run["statuses"].items()))
-        cpu = run["cpu"]
+        p50, p95, p99 = run["latency"]
+        lowest, highest = min(run["rps_parts"]), max(run["rps_parts"])
         lines.append(
-            f"| {server} | {workload} | {run['rps']:,.0f} | {run['latency'][0]:.1f} | {run['latency'][1]:.1f} | "
-            f"{run['latency'][2]:.1f} | {statuses} | {run['unexpected']} | "
-            f"{cpu['server']:.0%} / {cpu['postgres']:.0%} / {cpu['load']:.0%} |"
+            f"| {run_label(workers, kind)} | {run['rps']:,.0f} ({lowest:,.0f} - {highest:,.0f}) | {p50:.1f} | "
+            f"{p95:.1f} | {p99:.1f} | {statuses} | {run['unexpected']} |"
+        )
+    return lines
+
+
+def resources_table(runs: dict) -> list[str]:
+    """Where each run's time went: CPU by process, what the API's database sessions did, connection spread."""
+    lines = [
+        "| server | workload | CPU, share of both cores: server (kernel part) / PostgreSQL (kernel part) / "
+        "autocannon / other | API's PostgreSQL sessions, mean: running / waiting in PostgreSQL (on what) / idle | "
+        "client connections per server process, each part |",
+        "|---|---|---|---|---|",
+    ]
+    for (workers, kind), run in runs.items():
+        cpu, db = run["cpu"], run["sessions"]
+        waits = ", ".join(f"{wait} {n:.1f}" for wait, n in db["waits"].items())
+        splits = "; ".join(" / ".join(map(str, split)) for split in run["splits"])
+        lines.append(
+            f"| {run_label(workers, kind)} | {cpu['server']:.0%} ({cpu['server_sys']:.0%}) / "
+            f"{cpu['postgres']:.0%} ({cpu['postgres_sys']:.0%}) / {cpu['load']:.0%} / {cpu['other']:.0%} | "
+            f"{db['running']:.1f} / {db['waiting']:.1f}{f' ({waits})' if waits else ''} / {db['idle']:.1f} | "
+            f"{splits} |"
         )
     return lines
 
@@ -872,6 +1097,8 @@ def per_request_table(probes: list[Probe], runs: dict, floor: dict) -> list[str]
 
 
 def profile_table(profiles: dict[str, dict[str, float] | None]) -> list[str]:
+    if not profiles:
+        return ["(the server is profiled in its 1-process configuration, which this run left out)"]
     if not all(profiles.values()):
         return ["(py-spy is not installed in the venv: `.venv/bin/pip install py-spy` adds this table)"]
     names = [name for name, _ in PROFILE_GROUPS] + ["other"]
@@ -886,28 +1113,35 @@ def profile_table(profiles: dict[str, dict[str, float] | None]) -> list[str]:
     return lines
 
 
-def report(stones: int, probes: list[Probe], runs: dict, floor: dict, profiles: dict, args, pool: int) -> str:
+def report(probes: list[Probe], runs: dict, floor: dict, profiles: dict, args, facts: dict) -> str:
+    fastest, median, slowest = facts["speed"]
     return "\n".join(
         [
             *load_table(runs),
             "",
             *targets_table(runs),
             "",
+            *resources_table(runs),
+            "",
             *per_request_table(probes, runs, floor),
             "",
             *profile_table(profiles),
             "",
-            f"{stones:,} listed stones, built by a full sync of both emulated feeds (the real main job), then "
-            f"VACUUM ANALYZE. Load: autocannon {AUTOCANNON.split('@')[1]}, {args.connections} connections, "
-            f"{args.seconds:.0f} s per figure after a {WARMUP_SECONDS} s warm-up, every request signed beforehand "
-            "with its own nonce and replayed once; a status other than the expected one, a connection error or a "
-            "timeout counts as not as expected. Server: `caratflow serve` (uvicorn with httptools, asyncio loop), "
-            f"default settings (DB_POOL_MAX_SIZE {pool} per process, access log at INFO) except the search rate "
-            f"limit, raised for the bench client to {RATE_PER_MINUTE:,}/min with a burst of {BURST:,} (every "
-            "request still runs the rate-limit update). SQL floor: one psycopg connection, sequential, "
+            f"{facts['stones']:,} listed stones, built by a full sync of both emulated feeds (the real main job), "
+            f"then VACUUM ANALYZE: table {facts['table']}, its indexes {facts['indexes']}, PostgreSQL's "
+            f"shared_buffers {facts['shared_buffers']}. Load: autocannon {AUTOCANNON.split('@')[1]}, "
+            f"{args.connections} connections, {args.seconds:.0f} s per figure ({SEGMENTS} parts, each on fresh "
+            f"connections) after a {WARMUP_SECONDS} s warm-up; every request signed beforehand with its own nonce "
+            "and replayed once; a status other than the expected one, a connection error or a timeout counts as "
+            "not as expected. Server: `caratflow serve` (uvicorn with httptools, asyncio loop), default settings "
+            f"(DB_POOL_MAX_SIZE {facts['pool']} per process, access log at INFO) except the search rate limit, "
+            f"raised for the bench client to {RATE_PER_MINUTE:,}/min with a burst of {BURST:,} (every request "
+            "still runs the rate-limit update). SQL floor: one psycopg connection, sequential, "
             f"{args.floor_iterations} runs per page statement. Load tool, server and PostgreSQL share the machine.",
             "",
-            f"Machine: {machine()}. PostgreSQL 16 embedded (pgserver), default settings.",
+            f"Machine: {machine()}. PostgreSQL 16 embedded (pgserver), default settings. How steady it is: a fixed "
+            f"pure-Python loop took {fastest:.0f} - {slowest:.0f} ms (median {median:.0f}) over 15 runs before the "
+            "load runs.",
         ]
     )
 
@@ -915,9 +1149,21 @@ def report(stones: int, probes: list[Probe], runs: dict, floor: dict, profiles: 
 # --- main --------------------------------------------------------------------------------------------
 
 
+def database_facts(database: str) -> dict[str, Any]:
+    """What bounds the database's caching: its buffer size against the catalogue's size."""
+    with psycopg.connect(database) as conn:
+        (shared_buffers,) = conn.execute("SHOW shared_buffers").fetchone()
+        (stones,) = conn.execute("SELECT count(*) FROM diamonds WHERE delisted_at IS NULL").fetchone()
+        table, indexes = conn.execute(
+            "SELECT pg_size_pretty(pg_table_size('diamonds')), pg_size_pretty(pg_indexes_size('diamonds'))"
+        ).fetchone()
+    pool = settings_for_api(database, Path("unused")).db_pool_max_size
+    return {"stones": stones, "shared_buffers": shared_buffers, "table": table, "indexes": indexes, "pool": pool}
+
+
 def current_etag(base: str, probe: Probe, key: BenchKey) -> str:
     """One signed search: the ETag the revalidations send back (and a check that signing works)."""
-    path, query = probe.targets[0]
+    path, query = probe.variants[0].path, probe.variants[0].query
     signature = sign_request(key_id=key.key_id, secret=key.secret, method="GET", path=path, query=query)
     response = httpx.get(f"{base}{path}?{query}", headers={"Authorization": signature.header()}, timeout=30)
     if response.status_code != 200:
@@ -925,24 +1171,19 @@ def current_etag(base: str, probe: Probe, key: BenchKey) -> str:
     return response.headers["etag"]
 
 
-def measure_server(database: str, folder: Path, workers: int, probes: list[Probe], key: BenchKey, args) -> tuple:
+def measure_server(setup: Setup, workers: int) -> tuple[dict, dict]:
     """The search mix and the revalidations against one server configuration; profiles with 1 process."""
     runs, profiles = {}, {}
-    with api_server(database, folder, workers) as (base, server):
-        etag = current_etag(base, probes[0], key)
+    with api_server(setup.database, setup.folder, workers) as (base, server):
+        etag = current_etag(base, setup.probes[0], setup.key)
         for kind, tag in (("search", None), ("304", etag)):
-            progress(f"{workers} worker(s), {kind}: {WARMUP_SECONDS} s warm-up + {args.seconds:.0f} s...")
-            runs[(workers, kind)] = load_run(
-                base, server, probes, key, etag=tag, seconds=args.seconds, connections=args.connections, folder=folder
-            )
-            run = runs[(workers, kind)]
+            progress(f"{workers} worker(s), {kind}: {WARMUP_SECONDS} s warm-up + {setup.seconds:.0f} s...")
+            run = runs[(workers, kind)] = load_run(setup, base, server, tag)
             progress(f"  {run['rps']:,.0f} req/s, p50/p95/p99 {ms(run['latency'])} ms, {run['statuses']}")
         if workers == 1:
             for kind, tag in (("304", etag), ("search", None)):
                 progress(f"profiling the server under the {kind} load (py-spy)...")
-                profiles[kind] = profile_server(
-                    base, server, probes, key, etag=tag, connections=args.connections, folder=folder
-                )
+                profiles[kind] = profile_server(setup, base, server, tag)
     return runs, profiles
 
 
@@ -952,7 +1193,7 @@ def main() -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database", help="reuse a database that holds a built catalogue")
     where.add_argument("--keep", help="build into an embedded PostgreSQL kept in this folder, or reuse it")
-    parser.add_argument("--seconds", type=float, default=25, help="measured seconds per load figure")
+    parser.add_argument("--seconds", type=float, default=30, help="measured seconds per load figure")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server configurations")
     parser.add_argument("--floor-iterations", type=int, default=200)
@@ -970,13 +1211,16 @@ def main() -> None:
         key = issue_key(database, folder / "secrets.json")
         progress("SQL floor...")
         floor = sql_floor(database, probes, key, args.floor_iterations)
+        facts = database_facts(database)
+        progress("timing a fixed loop to see how steady this machine is...")
+        facts["speed"] = host_speed()
+        setup = Setup(database, postmaster(database), probes, key, args.connections, args.seconds, folder)
         runs, profiles = {}, {}
         for workers in args.workers:
-            measured, profiled = measure_server(database, folder, workers, probes, key, args)
+            measured, profiled = measure_server(setup, workers)
             runs.update(measured)
             profiles.update(profiled)
-        pool = settings_for_api(database, folder).db_pool_max_size
-    text = report(stones, probes, runs, floor, profiles, args, pool)
+    text = report(probes, runs, floor, profiles, args, facts)
     print(text)
     if args.write:
         write_section("bench_api", text)
