@@ -381,16 +381,20 @@ def api_server(database: str, folder: Path, workers: int) -> Iterator[tuple[str,
             server.wait()
 
 
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/api/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:  # not listening yet
+        return False
+
+
 def wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"caratflow serve exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/api/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if _ready(base):
+            return
         time.sleep(0.2)
     raise SystemExit(f"caratflow serve not ready after 60 s:\n{log_path.read_text()[-3000:]}")
 
