@@ -15,7 +15,7 @@ from api.state import ApiState
 from shared import logs
 from shared.config import Settings
 from shared.db.connect import database_url
-from shared.secrets import SecretStore, open_secret_store
+from shared.secrets import CachedSecretStore, open_secret_store
 
 DOCS_PATHS = frozenset({"/api/docs", "/api/redoc"})
 DESCRIPTION = """Search the priced diamond catalogue.
@@ -26,7 +26,7 @@ signature=...` (see `caratflow_client/signing.py`; `caratflow_client` signs for 
 """
 
 
-def create_app(settings: Settings, *, secrets: SecretStore | None = None, url: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, secrets: CachedSecretStore | None = None, url: str | None = None) -> FastAPI:
     logs.install_correlation()
     state = ApiState(settings, url or database_url(settings), secrets or open_secret_store(settings))
 

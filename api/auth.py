@@ -93,7 +93,10 @@ async def _secrets(state: ApiState, record: KeyRecord, now: datetime) -> list[Ac
     active = []
     for ref in record.active_secrets(now):
         try:
-            value = await anyio.to_thread.run_sync(state.secrets.get, record.secret_name, ref.version)
+            # A cache hit answers on the event loop; only a miss pays for the thread hop.
+            value = state.secrets.peek(record.secret_name, ref.version)
+            if value is None:
+                value = await anyio.to_thread.run_sync(state.secrets.get, record.secret_name, ref.version)
         except SecretNotFound:
             # Disabled or deleted in the store: that version can no longer sign. Other errors
             # (the store unreachable) surface as a 500 with the cause logged, not as a 401.

@@ -21,10 +21,14 @@ def _default(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def encode(content: Any) -> bytes:
+    return json.dumps(content, default=_default, separators=(",", ":")).encode()
+
+
 class JsonResponse(Response):
     """Serialises rows straight from the database, skipping a per-row model (the schemas document the shape)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=_default, separators=(",", ":")).encode()
+        return encode(content)

@@ -13,11 +13,41 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
-from shared.secrets import SecretStore
+from shared.secrets import CachedSecretStore
 
 log = logging.getLogger("caratflow.api")
+# 32 MB holds about 2,000 first pages of 50 slim stones (about 15 KB each) per process.
+PAGE_CACHE_BYTES = 32 * 1024 * 1024
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+class ByteBudgetCache(Generic[K]):
+    """Least recently used byte strings, bounded by their total size rather than their number."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._entries: OrderedDict[K, bytes] = OrderedDict()
+
+    def get(self, key: K) -> bytes | None:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: bytes) -> None:
+        if len(value) > self.max_bytes:
+            return  # larger than the whole budget: caching it would evict everything for one answer
+        old = self._entries.pop(key, None)
+        self.size += len(value) - (len(old) if old is not None else 0)
+        self._entries[key] = value
+        while self.size > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.size -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class TtlCache(Generic[K, V]):
@@ -52,17 +82,22 @@ async def _configure(conn: AsyncConnection) -> None:
 class ApiState:
     settings: Settings
     database_url: str
-    secrets: SecretStore
+    secrets: CachedSecretStore
     pool: AsyncConnectionPool | None = None
     draining: bool = False
     keys: TtlCache[str, Any] = field(init=False)
     counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
+    estimates: TtlCache[tuple[int, str], int] = field(init=False)
+    pages: ByteBudgetCache[tuple[int, str, int]] = field(init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.keys = TtlCache(self.settings.api_key_cache_seconds)
         # Keyed by dataset version: a count is reused only while the catalogue has not changed.
         self.counts = TtlCache(3600, max_entries=4096)
+        self.estimates = TtlCache(3600, max_entries=4096)
+        # Whole search answers, keyed by dataset version and query (api/routes/diamonds.py).
+        self.pages = ByteBudgetCache(PAGE_CACHE_BYTES)
 
     async def db(self) -> AsyncConnectionPool:
         """The pool, opened on first use (the Functions host gives no reliable start-up hook)."""

@@ -436,3 +436,18 @@ def test_open_secret_store_local_is_the_file_behind_the_cache(tmp_path: Path) ->
     assert store.store.path == tmp_path / "s.json"
     assert store.ttl_seconds == 42
     assert store.get("client-34-hmac", store.create_version("client-34-hmac", "v")) == "v"
+
+
+def test_peek_answers_only_from_a_fresh_cache_entry(fake: fake_keyvault.FakeKeyVault) -> None:
+    vault = open_vault(fake).store
+    version = vault.create_version("client-21-hmac", "value")
+    clock = FakeClock()
+    cached = CachedSecretStore(vault, ttl_seconds=60, clock=clock)
+
+    assert cached.peek("client-21-hmac", version) is None  # a miss never reaches the vault
+    assert gets(fake, "client-21-hmac", version) == 0
+    assert cached.get("client-21-hmac", version) == "value"
+    assert cached.peek("client-21-hmac", version) == "value"
+    clock.now += 60
+    assert cached.peek("client-21-hmac", version) is None  # expired: the caller must `get` again
+    assert gets(fake, "client-21-hmac", version) == 1

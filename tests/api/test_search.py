@@ -3,57 +3,12 @@ counts, fields, one stone, price history, ETags."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import catalogue_rows
 import psycopg
 import pytest
+from search_cases import FILTERS, SORTS, ids, listed
 
 from shared.catalogue import records
-
-CLARITY_RANK = {
-    grade: n
-    for n, grade in enumerate(
-        ["FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "SI3", "I1", "I2", "I3"], start=1
-    )
-}
-
-
-def listed(rows):
-    return [r for r in rows if r["delisted_at"] is None]
-
-
-def ids(rows):
-    return [str(r["diamond_id"]) for r in rows]
-
-
-FILTERS = [
-    ({"shape": ["OVAL", "PEAR"]}, lambda r: r["shape"] in ("OVAL", "PEAR")),
-    ({"carats_min": "1.00", "carats_max": "1.50"}, lambda r: Decimal("1") <= r["carats"] <= Decimal("1.5")),
-    ({"color": ["D", "E"]}, lambda r: r["color"] in ("D", "E")),
-    ({"clarity": ["VS1", "VS2"]}, lambda r: r["clarity"] in ("VS1", "VS2")),
-    ({"cut": ["EXCELLENT"]}, lambda r: r["cut"] == "EXCELLENT"),
-    ({"polish": ["VERY GOOD", "GOOD"]}, lambda r: r["polish"] in ("VERY GOOD", "GOOD")),
-    ({"symmetry": ["FAIR"]}, lambda r: r["symmetry"] == "FAIR"),
-    ({"fluorescence": ["NONE", "FAINT"]}, lambda r: r["fluorescence"] in ("NONE", "FAINT")),
-    ({"lab": ["GIA"]}, lambda r: r["lab"] == "GIA"),
-    ({"lab_grown": "true"}, lambda r: r["lab_grown"]),
-    ({"lab_grown": "false"}, lambda r: not r["lab_grown"]),
-    ({"fancy": "true"}, lambda r: r["fancy_color"] is not None),
-    ({"fancy": "false"}, lambda r: r["fancy_color"] is None),
-    ({"fancy_color": ["pink"]}, lambda r: r["fancy_color"] == "PINK"),
-    ({"price_cents_min": 100000, "price_cents_max": 200000}, lambda r: 100000 <= r["price_cents"] <= 200000),
-    ({"price_per_carat_cents_max": 150000}, lambda r: r["price_per_carat_cents"] <= 150000),
-    ({"ratio_min": "1.2", "ratio_max": "1.4"}, lambda r: Decimal("1.2") <= r["ratio"] <= Decimal("1.4")),
-    ({"table_percent_min": "55", "table_percent_max": "60"}, lambda r: 55 <= r["table_percent"] <= 60),
-    ({"depth_percent_min": "60", "depth_percent_max": "62.5"}, lambda r: 60 <= r["depth_percent"] <= Decimal("62.5")),
-    ({"availability": ["on_hold", "memo"]}, lambda r: r["availability"] in ("on_hold", "memo")),
-    ({"feed": ["nivoda-labgrown"]}, lambda r: r["feed"] == "nivoda-labgrown"),
-    (
-        {"shape": ["ROUND"], "carats_min": "1", "color": ["G", "H"], "lab_grown": "false"},
-        lambda r: r["shape"] == "ROUND" and r["carats"] >= 1 and r["color"] in ("G", "H") and not r["lab_grown"],
-    ),
-]
 
 
 @pytest.mark.parametrize(("params", "matches"), FILTERS, ids=[str(sorted(p)) for p, _ in FILTERS])
@@ -65,16 +20,6 @@ def test_every_filter_returns_exactly_the_matching_stones(client, catalogue, par
     first = client.search(**params, limit=1)
     assert first["page"]["count"] == len(expected)
     assert first["page"]["count_is_estimate"] is False
-
-
-SORTS = {
-    "price_cents": lambda r: r["price_cents"],
-    "price_per_carat_cents": lambda r: r["price_per_carat_cents"],
-    "carats": lambda r: r["carats"],
-    "color": lambda r: ord(r["color"]) - 67 if r["color"] else 99,
-    "clarity": lambda r: CLARITY_RANK.get(r["clarity"], 99),
-    "listed_at": lambda r: r["listed_at"],
-}
 
 
 @pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
@@ -156,11 +101,19 @@ def test_etag_revalidation_gets_304_until_the_catalogue_changes(client, catalogu
     assert again.status_code == 304
     assert again.content == b""
     assert again.headers["etag"] == etag
+    cheapest = first.json()["data"][0]
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE diamonds SET price_cents = price_cents + 1 WHERE stone_id = 'S000001'")
+        conn.execute(
+            "UPDATE diamonds SET price_cents = price_cents + 1 WHERE diamond_id = %s", (cheapest["diamond_id"],)
+        )
     changed = client.http.get("/api/v1/diamonds", params={"shape": "ROUND"}, headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.headers["etag"] != etag
+    # The answer is cached per dataset version: the new version must bring the new price, not the kept page.
+    repriced = {d["diamond_id"]: d["price_cents"] for d in changed.json()["data"]}
+    assert repriced.get(cheapest["diamond_id"], cheapest["price_cents"] + 1) == cheapest["price_cents"] + 1
+    again = client.http.get("/api/v1/diamonds", params={"shape": "ROUND"})
+    assert again.content == changed.content
 
 
 def test_cursor_from_another_search_or_garbage_is_refused(client, catalogue) -> None:
