@@ -194,16 +194,15 @@ def search_probe(name: str, weight: int, **params: Any) -> Probe:
 def second_page(conn: psycopg.Connection, name: str, weight: int, **params: Any) -> Probe:
     """Page 2 of a search, through the cursor the API would hand out with page 1 (same encoder)."""
     first = DiamondSearch(**params)
-    statement, values = search.page(first, PAGE, None)
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(statement, values).fetchall()
+        rows = cur.execute(*page_statement(cur, first)).fetchall()
     if len(rows) <= PAGE:
         raise SystemExit(f"{name}: the catalogue has no second page for {params}; is it too small?")
     last = rows[PAGE - 1]
     return search_probe(name, weight, **params, cursor=cursors.encode(first, last["sort_value"], last["diamond_id"]))
 
 
-def price_slider(conn: psycopg.Connection, name: str, weight: int, count: int = 5000) -> Probe:
+def price_slider(conn: psycopg.Connection, name: str, weight: int, count: int = 20_000) -> Probe:
     """Rounds in a price range that differs from request to request, as a storefront's slider sends them.
 
     The API caches a search's count per filter set; a fresh range is a cache miss, so this probe pays
@@ -669,13 +668,24 @@ def timed(cur: psycopg.Cursor, statement: Any, params: Any) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def expected_rows(cur: psycopg.Cursor, query: DiamondSearch) -> int:
+    """The planner's estimate of the matches, which the API uses to choose the page statement's form."""
+    statement, params = search.estimated_count(query)
+    with cur.connection.cursor() as plain:  # a tuple row, whatever row factory `cur` has
+        (plan,) = plain.execute(statement, params).fetchone()
+    return search.plan_rows(plan)
+
+
+def page_statement(cur: psycopg.Cursor, query: DiamondSearch, after: Any = None) -> tuple[Any, Any]:
+    """The page statement exactly as the API builds it on an answer-cache miss."""
+    return search.page(query, PAGE, after, expected_rows(cur, query))
+
+
 def count_ms(cur: psycopg.Cursor, query: DiamondSearch, cap: int) -> float:
-    """What the API's count costs on a cache miss: the capped count, plus the estimate beyond the cap."""
+    """What the API's count costs on a cache miss: the estimate, then the capped count unless trusted."""
     started = time.perf_counter()
-    statement, params = search.capped_count(query, cap)
-    (exact,) = cur.execute(statement, params).fetchone().values()
-    if exact > cap:
-        statement, params = search.estimated_count(query)
+    if search.count_needed(expected_rows(cur, query), cap):
+        statement, params = search.capped_count(query, cap)
         cur.execute(statement, params).fetchone()
     return (time.perf_counter() - started) * 1000
 
@@ -693,7 +703,7 @@ def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int
                 runs = [timed(cur, search.by_id(), (v.diamond_id,)) for v in variants]
                 floor[probe.name] = {"page": percentiles(runs[10:])}
                 continue
-            runs = [timed(cur, *search.page(v.search, PAGE, v.after)) for v in variants]
+            runs = [timed(cur, *page_statement(cur, v.search, v.after)) for v in variants]
             counts = [count_ms(cur, v.search, cap) for v in variants[: max(iterations // 4, 20) + 2]]
             floor[probe.name] = {"page": percentiles(runs[10:]), "count": percentiles(counts[2:])}
         floor["gate"] = {"page": gate_floor(cur, key, settings, iterations * 2)}
@@ -735,7 +745,16 @@ EXPLAIN_FILTERS: dict[str, dict[str, Any]] = {
         "color": ["G", "H"],
         "clarity": ["VS1", "VS2"],
     },
+    "shape+carats+color+clarity+cut": {
+        "shape": ["ROUND"],
+        "carats_min": "1.00",
+        "carats_max": "1.50",
+        "color": ["G", "H"],
+        "clarity": ["VS1", "VS2"],
+        "cut": ["EXCELLENT"],
+    },
     "lab_grown+carats": {"lab_grown": True, "carats_min": "2.00"},
+    "fancy=false+lab+carats": {"fancy": False, "lab": ["GIA"], "carats_min": "0.90", "carats_max": "1.10"},
     "fancy": {"fancy": True},
     "price range": {"price_cents_min": 100_000, "price_cents_max": 200_000},
     "include_delisted": {"include_delisted": True},
@@ -828,7 +847,7 @@ def explain_catalogue(database: str, stones: int) -> str:
         cap = settings_for_api(database, Path("unused")).api_count_cap
         for label, filters in EXPLAIN_FILTERS.items():
             for sort in SORTS:
-                statement, params = search.page(DiamondSearch(**filters, sort=sort), PAGE, None)
+                statement, params = page_statement(cur, DiamondSearch(**filters, sort=sort))
                 plan = explain(cur, statement, params)
                 plans[(label, sort)] = plan
                 rows.append((label, sort, examine(plan)))

@@ -19,8 +19,6 @@ from shared.catalogue import search
 from shared.catalogue.cursor import Position
 from shared.catalogue.query import DiamondSearch
 
-# How many times the count cap an estimate must be to be reported without counting (see _count).
-ESTIMATE_TRUSTED_ABOVE = 10
 router = APIRouter(prefix="/api/v1/diamonds", tags=["diamonds"])
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": description, "content": {"application/problem+json": {}}}
@@ -129,17 +127,13 @@ async def _search(state: ApiState, query: DiamondSearch, limit: int, after: Posi
 async def _count(
     state: ApiState, cur: AsyncCursor, query: DiamondSearch, key: tuple[int, str], expected: int
 ) -> tuple[int, bool]:
-    """Exact up to the cap, the planner's estimate beyond it; reused while the dataset version holds.
-
-    An estimate beyond ESTIMATE_TRUSTED_ABOVE caps is reported as it is, without counting: counting
-    to the cap costs up to a whole-table scan (350 ms at 1M stones), and an estimate that far out
-    being wrong by that much would take filters the planner badly misjudges.
-    """
+    """Exact up to the cap, the planner's estimate beyond it (`search.count_needed`); reused while the
+    dataset version holds."""
     known = state.counts.get(key)
     if known is not None:
         return known
     cap = state.settings.api_count_cap
-    if expected > cap * ESTIMATE_TRUSTED_ABOVE:
+    if not search.count_needed(expected, cap):
         result = (expected, True)
     else:
         statement, params = search.capped_count(query, cap)
