@@ -2,6 +2,7 @@
 
 In Azure they are built from the app settings on first use. The local host hands in its own with
 `use()`, so the activities run against the database and settings of the host that runs them.
+Either way telemetry is configured here, and the queue-depth gauges read through the activities' pool.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from shared.db.connect import open_migrated_pool
 from shared.feed.registry import get_feed
 from shared.feed.source import FeedSource
 from shared.planning.store import ScanStore, open_scan_store
+from shared.telemetry import configure as configure_telemetry
+from shared.telemetry import watch_queues
 
 
 @dataclass(frozen=True)
@@ -35,18 +38,22 @@ _current: Resources | None = None
 def use(settings: Settings, pool: ConnectionPool) -> None:
     """Run activities in this process against `settings` and `pool`."""
     global _current
+    configure_telemetry()
     with _lock:
         _current = Resources(settings, pool, open_scan_store(settings))
+    watch_queues(pool)
 
 
 def resources() -> Resources:
     global _current
     with _lock:
         if _current is None:
+            configure_telemetry()
             settings = get_settings()
             _current = Resources(
                 settings, open_migrated_pool(settings, name="caratflow-activities"), open_scan_store(settings)
             )
+            watch_queues(_current.pool)
         return _current
 
 

@@ -1,7 +1,8 @@
 """The sync's activities: thin adapters from durable inputs (ids, small descriptors) to shared/sync.
 
 Inputs and outputs are small JSON objects; the data itself moves between the feed and PostgreSQL
-inside the activities, never through orchestration history.
+inside the activities, never through orchestration history. Every activity is `@observed_activity`:
+its span and log context come from the `traceparent` and `correlation_id` its orchestrator carried in.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 
 from activities import deps
+from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
+from shared.feed.source import FeedSource, PriceBand
 from shared.planning.plan import plan_for
 from shared.sync import fetch, runs
 from shared.sync.consolidate import consolidate
 from shared.sync.finalize import finalize_run as finalize
+from shared.telemetry import observed_activity, record_dead_letter, record_partition, record_stones_fetched
 
 bp = df.Blueprint()
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def start_run(request: dict) -> dict:
     """Create the run row (idempotent by run_id); hand the orchestrator its policy from the settings."""
     get_feed(request["feed"])  # an unknown feed fails here, loudly, before anything is written
@@ -38,19 +43,20 @@ def start_run(request: dict) -> dict:
             )
         except runs.RunAlreadyActive as exc:
             return {"skipped": str(exc)}
-    return _descriptor(run)
+    return run_descriptor(run)
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def reopen_run(request: dict) -> dict:
     """Reopen a run for a dead-letter replay; the partitions to fetch again come back with it."""
-    run = _run(request)
+    run = load_run(request)
     with deps.pool().connection() as conn:
         numbers = runs.reopen_for_replay(conn, run.run_id)
-    return {**_descriptor(run), "partitions": numbers}
+    return {**run_descriptor(run), "partitions": numbers}
 
 
-def _run(request: dict) -> runs.Run:
+def load_run(request: dict) -> runs.Run:
     run_id = uuid.UUID(request["run_id"])
     with deps.pool().connection() as conn:
         run = runs.get_run(conn, run_id)
@@ -59,7 +65,7 @@ def _run(request: dict) -> runs.Run:
     return run
 
 
-def _descriptor(run: runs.Run) -> dict:
+def run_descriptor(run: runs.Run) -> dict:
     """What an orchestrator needs to drive a run: its identity and the policy from the settings."""
     settings = deps.settings()
     return {
@@ -77,10 +83,11 @@ def _descriptor(run: runs.Run) -> dict:
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def plan_run(request: dict) -> dict:
     """Plan the run's partitions (once) and return their numbers."""
     settings = deps.settings()
-    run = _run(request)
+    run = load_run(request)
     run_id = run.run_id
     with deps.pool().connection() as conn:
         existing = runs.partition_numbers(conn, run_id)
@@ -105,31 +112,53 @@ def plan_run(request: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def fetch_partition(request: dict) -> dict:
     """Fetch one partition from its checkpoint; raises on failure so the durable retry applies."""
     settings = deps.settings()
-    run = _run(request)
+    run = load_run(request)
     run_id = run.run_id
-    source = deps.source(run.feed)
     result = fetch.fetch_partition(
         deps.pool(),
-        source,
+        CountedSource(deps.source(run.feed)),
         run_id,
         request["partition_no"],
         page_size=settings.feed_page_size,
         max_pages=settings.sync_max_pages_per_partition,
     )
+    record_partition(run.feed, result.status)
     return result.__dict__
 
 
+class CountedSource:
+    """A feed source that counts the valid stones of every page it returns (the stones-fetched counter)."""
+
+    def __init__(self, source: FeedSource) -> None:
+        self.source = source
+        self.feed = source.feed
+
+    def count(self, band: PriceBand, updated_from: datetime | None = None) -> int:
+        return self.source.count(band, updated_from)
+
+    def page(self, band: PriceBand, offset: int, limit: int, updated_from: datetime | None = None) -> FeedPage:
+        page = self.source.page(band, offset, limit, updated_from)
+        record_stones_fetched(self.feed, len(page.items))
+        return page
+
+
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def dead_letter_partition(request: dict) -> dict:
+    run = load_run(request)
     with deps.pool().connection() as conn:
-        fetch.record_failure(conn, uuid.UUID(request["run_id"]), request["partition_no"], request["error"])
+        fetch.record_failure(conn, run.run_id, request["partition_no"], request["error"])
+    record_partition(run.feed, "dead_lettered")
+    record_dead_letter("partition")
     return {"partition_no": request["partition_no"], "status": "dead_lettered"}
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def consolidate_feed(request: dict) -> dict:
     """Work the feed's consolidation backlog for one time slice."""
     settings = deps.settings()
@@ -151,6 +180,7 @@ def consolidate_feed(request: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def finalize_run(request: dict) -> dict:
     with deps.pool().connection() as conn:
         runs.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
@@ -158,6 +188,7 @@ def finalize_run(request: dict) -> dict:
 
 
 @bp.activity_trigger(input_name="request")
+@observed_activity
 def fail_run(request: dict) -> dict:
     with deps.pool().connection() as conn:
         runs.set_status(conn, uuid.UUID(request["run_id"]), "failed", error=request["error"])

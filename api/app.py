@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.middleware import EdgeMiddleware
-from api.routes import diamonds, health
+from api.routes import diamonds, health, runs
 from api.state import ApiState
 from shared import logs
 from shared.config import Settings
@@ -26,9 +27,13 @@ signature=...` (see `caratflow_client/signing.py`; `caratflow_client` signs for 
 """
 
 
-def create_app(settings: Settings, *, secrets: CachedSecretStore | None = None, url: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, secrets: CachedSecretStore | None = None, url: str | None = None, durable: Any = None
+) -> FastAPI:
+    """The API; `durable` is the local host's async durable client (Azure passes its binding per request)."""
     logs.install_correlation()
     state = ApiState(settings, url or database_url(settings), secrets or open_secret_store(settings))
+    state.durable = durable
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +53,8 @@ def create_app(settings: Settings, *, secrets: CachedSecretStore | None = None, 
     problems.install(app)
     app.include_router(health.router)
     app.include_router(diamonds.router)
+    app.include_router(runs.router)
+    app.include_router(runs.letters)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,6 +9,7 @@ answer is 429, whether or not the next signature would be right.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +22,10 @@ from psycopg.rows import dict_row
 from api.problems import Problem, unauthorized
 from api.state import ApiState
 from caratflow_client import signing
+from shared import telemetry
 from shared.access.keys import KEY_RECORD_SQL, KeyRecord
 from shared.access.verify import ActiveSecret, AuthFailure, check_signature, check_timestamp
+from shared.notify.events import record_auth_blocked
 from shared.secrets import SecretNotFound
 
 log = logging.getLogger("caratflow.api.auth")
@@ -44,11 +47,31 @@ def state_of(request: Request) -> ApiState:
 
 
 def client_ip(request: Request, state: ApiState) -> str:
+    peer = request.client.host if request.client else "unknown"
     if state.settings.api_trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.client.host if request.client else "unknown"
+        return forwarded_ip(request.headers.get("x-forwarded-for", "")) or peer
+    return peer
+
+
+def _route(request: Request) -> str:
+    """The matched route's template (never the raw path: ids would make every path its own series)."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def forwarded_ip(header: str) -> str | None:
+    """The address the nearest proxy saw: the LAST X-Forwarded-For entry (earlier ones are whatever the
+    caller sent, so a caller could pick its own failure budget), without the port Azure's front end
+    appends ("203.0.113.7:52311", "[2001:db8::1]:443"). None when absent or not an address."""
+    entry = header.rsplit(",", 1)[-1].strip()
+    if entry.startswith("["):
+        entry = entry[1:].split("]", 1)[0]
+    elif entry.count(":") == 1:
+        entry = entry.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
 
 
 def _interval(per_minute: int) -> timedelta:
@@ -111,7 +134,7 @@ async def _secrets(state: ApiState, record: KeyRecord, now: datetime) -> list[Ac
 async def _fail(request: Request, state: ApiState, reason: str, key_id: str | None) -> Problem:
     settings = state.settings
     budgets = [f"authfail:ip:{client_ip(request, state)}"] + ([f"authfail:key:{key_id}"] if key_id else [])
-    refused = False
+    blocked = []
     pool = await state.db()
     async with pool.connection() as conn:
         for budget in budgets:
@@ -121,11 +144,16 @@ async def _fail(request: Request, state: ApiState, reason: str, key_id: str | No
                     (budget, _interval(settings.api_auth_failures_per_minute), settings.api_auth_failure_burst),
                 )
             ).fetchone()
-            refused = refused or not row[0]
-    log.warning(
-        "authentication failed",
-        extra={"reason": reason, "key_id": key_id, "blocked": refused, "client_ip": client_ip(request, state)},
-    )
+            if not row[0]:
+                blocked.append(budget.removeprefix("authfail:"))
+        details = {"reason": reason, "key_id": key_id, "client_ip": client_ip(request, state)}
+        for subject in blocked:
+            # Operators hear of a blocked caller once per hour per caller (shared/notify/events.py).
+            await record_auth_blocked(conn, subject, details)
+    refused = bool(blocked)
+    if refused:
+        telemetry.record_rate_limited(budget="auth", route=_route(request))
+    log.warning("authentication failed", extra={**details, "blocked": refused})
     if refused:
         return Problem(
             429,
@@ -196,6 +224,7 @@ async def _authenticate(request: Request, scope: str) -> Principal:
         raise await _fail(request, state, "nonce replayed", key_id)
     limit = per_minute
     if outcome == "limited":
+        telemetry.record_rate_limited(budget="mutation" if mutation else "search", route=_route(request))
         raise _too_many(_limit_headers(limit, remaining, reset_ms, retry_ms), "mutation" if mutation else "search")
     request.state.rate_limit_headers = _limit_headers(limit, remaining, reset_ms)
     if scope not in record.scopes:

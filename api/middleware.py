@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from api.problems import Problem, internal_error, problem_response
+from shared import telemetry
 from shared.logs import correlation_id
 
 Scope = MutableMapping[str, Any]
@@ -97,13 +98,18 @@ class EdgeMiddleware:
             if not status["sent"]:
                 await self._answer(internal_error(), send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
+            # The router leaves the matched route in the scope; its template keeps the metric's series few.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            telemetry.record_request(route=route, method=scope["method"], status=status["code"], seconds=seconds)
             log.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
+                    "route": route,
                     "status": status["code"],
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                 },
             )
             correlation_id.reset(token)

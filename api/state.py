@@ -12,12 +12,13 @@ from typing import Any, Generic, TypeVar
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared import telemetry
 from shared.config import Settings
+from shared.db.connect import connection_arguments
 from shared.secrets import CachedSecretStore
 
 log = logging.getLogger("caratflow.api")
-# 32 MB holds about 2,000 first pages of 50 slim stones (about 15 KB each) per process.
-PAGE_CACHE_BYTES = 32 * 1024 * 1024
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -76,6 +77,7 @@ async def _configure(conn: AsyncConnection) -> None:
     # most the last few hundred milliseconds of them if PostgreSQL itself crashes.
     await conn.set_autocommit(True)
     await conn.execute("SET synchronous_commit = off")
+    telemetry.trace_connection(conn)  # spans for its queries, only inside a recorded trace
 
 
 @dataclass
@@ -85,10 +87,12 @@ class ApiState:
     secrets: CachedSecretStore
     pool: AsyncConnectionPool | None = None
     draining: bool = False
+    # The local host's durable client under `caratflow serve`; in Azure the binding (api/durable.py).
+    durable: Any = None
     keys: TtlCache[str, Any] = field(init=False)
     counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
     estimates: TtlCache[tuple[int, str], int] = field(init=False)
-    pages: ByteBudgetCache[tuple[int, str, int]] = field(init=False)
+    answers: ByteBudgetCache[tuple[int, str, int]] = field(init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -97,7 +101,11 @@ class ApiState:
         self.counts = TtlCache(3600, max_entries=4096)
         self.estimates = TtlCache(3600, max_entries=4096)
         # Whole search answers, keyed by dataset version and query (api/routes/diamonds.py).
-        self.pages = ByteBudgetCache(PAGE_CACHE_BYTES)
+        self.answers = ByteBudgetCache(self.settings.api_answer_cache_mb * 1024 * 1024)
+
+    async def _connection_arguments(self) -> dict[str, Any]:
+        # Off the event loop: with DATABASE_AUTH=entra this may fetch a token over the network.
+        return await asyncio.to_thread(connection_arguments(self.settings, "caratflow-api"))
 
     async def db(self) -> AsyncConnectionPool:
         """The pool, opened on first use (the Functions host gives no reliable start-up hook)."""
@@ -108,7 +116,7 @@ class ApiState:
                         self.database_url,
                         min_size=self.settings.db_pool_min_size,
                         max_size=self.settings.db_pool_max_size,
-                        kwargs={"application_name": "caratflow-api"},
+                        kwargs=self._connection_arguments,
                         configure=_configure,
                         open=False,
                     )

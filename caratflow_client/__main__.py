@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-import httpx
-
-from caratflow_client.client import CaratflowAuth
+from caratflow_client.client import CaratflowClient
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,15 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", help="path and query, e.g. '/api/v1/diamonds?shape=ROUND&limit=3'")
     parser.add_argument("--data", help="JSON request body")
     args = parser.parse_args(argv)
-    missing = [name for name in ("CARATFLOW_KEY_ID", "CARATFLOW_API_SECRET") if not os.environ.get(name)]
-    if missing:
-        print(f"set {' and '.join(missing)}", file=sys.stderr)
+    try:
+        client = CaratflowClient.from_environment()
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
         return 2
-    base_url = os.environ.get("CARATFLOW_API_URL", "http://127.0.0.1:7071")
-    auth = CaratflowAuth(os.environ["CARATFLOW_KEY_ID"], os.environ["CARATFLOW_API_SECRET"])
-    with httpx.Client(base_url=base_url, auth=auth, timeout=30) as http:
+    with client:
         headers = {"content-type": "application/json"} if args.data else {}
-        response = http.request(args.method, args.path, content=args.data, headers=headers)
+        response = client.http.request(args.method, args.path, content=args.data, headers=headers)
     print(f"HTTP {response.status_code}", file=sys.stderr)
     try:
         print(json.dumps(response.json(), indent=2))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+import json
+import os
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -39,6 +41,16 @@ class CaratflowClient:
     def __init__(self, base_url: str, key_id: str, secret: str, *, timeout: float = 30.0) -> None:
         self.http = httpx.Client(base_url=base_url, auth=CaratflowAuth(key_id, secret), timeout=timeout)
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> CaratflowClient:
+        """A client from CARATFLOW_API_URL, CARATFLOW_KEY_ID and CARATFLOW_API_SECRET (never arguments:
+        they would land in shell history and process listings). KeyError names what is missing."""
+        missing = [name for name in ("CARATFLOW_KEY_ID", "CARATFLOW_API_SECRET") if not environ.get(name)]
+        if missing:
+            raise KeyError(f"set {' and '.join(missing)}")
+        url = environ.get("CARATFLOW_API_URL", "http://127.0.0.1:7071")
+        return cls(url, environ["CARATFLOW_KEY_ID"], environ["CARATFLOW_API_SECRET"])
+
     def __enter__(self) -> CaratflowClient:
         return self
 
@@ -68,7 +80,60 @@ class CaratflowClient:
     def price_history(self, diamond_id: str) -> dict[str, Any]:
         return self._get(f"/api/v1/diamonds/{diamond_id}/price-history", {})
 
+    # --- operator routes (admin scope) ---
+
+    def runs(self, **params: Any) -> list[dict[str, Any]]:
+        return self._get("/api/v1/runs", params)["data"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run with its partitions and totals."""
+        return self._get(f"/api/v1/runs/{run_id}", {})
+
+    def start_run(self, feed: str, kind: str = "full") -> dict[str, Any]:
+        return self._post("/api/v1/runs", {"feed": feed, "kind": kind})
+
+    def retry_run(self, run_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/runs/{run_id}/retry", None)
+
+    def cancel_run(self, run_id: str, reason: str = "cancelled by an operator") -> dict[str, Any]:
+        return self._post(f"/api/v1/runs/{run_id}/cancel", {"reason": reason})
+
+    def resume_run(self, run_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/runs/{run_id}/resume", None)
+
+    def run_events(self, run_id: str, **params: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event, data) pairs from the run's server-sent event stream, until it ends."""
+        with self.http.stream("GET", f"/api/v1/runs/{run_id}/events", params=params, timeout=None) as response:
+            response.raise_for_status()
+            kind, data = "message", []
+            for line in response.iter_lines():
+                if line.startswith(":"):
+                    continue  # a keep-alive comment
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+                elif not line and data:
+                    yield kind, json.loads("\n".join(data))
+                    kind, data = "message", []
+
+    def dead_letters(self, **params: Any) -> list[dict[str, Any]]:
+        return self._get("/api/v1/dead-letters", params)["data"]
+
+    def replay_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/dead-letters/{letter_id}/replay", None)
+
+    def purge_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        response = self.http.delete(f"/api/v1/dead-letters/{letter_id}")
+        response.raise_for_status()
+        return response.json()
+
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         response = self.http.get(path, params={k: v for k, v in params.items() if v is not None})
+        response.raise_for_status()
+        return response.json()
+
+    def _post(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        response = self.http.post(path, json=body) if body is not None else self.http.post(path)
         response.raise_for_status()
         return response.json()

@@ -6,7 +6,7 @@ import argparse
 
 from shared.config import get_settings
 from shared.db import embedded
-from shared.db.connect import database_url
+from shared.db.connect import connect, database_url
 from shared.db.migrate import migrate
 
 
@@ -18,9 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    import psycopg
-
-    with psycopg.connect(database_url(get_settings())) as conn:
+    settings = get_settings()
+    with connect(settings, database_url(settings), name="caratflow-cli") as conn:
         applied = migrate(conn)
     print(f"applied: {applied or 'nothing (up to date)'}")
     return 0

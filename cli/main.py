@@ -14,13 +14,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import db, demo, keys, plan, serve, sync
+    from cli import admin, db, demo, keys, notify, plan, retention, serve, sync
 
     parser = argparse.ArgumentParser(prog="caratflow", description="Diamond-inventory sync and search.")
     parser.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for module in (demo, sync, plan, serve, keys, db):
+    for module in (demo, sync, plan, serve, keys, admin, notify, retention, db):
         module.register(commands)
     emulator = commands.add_parser("emulator", help="run the Nivoda feed emulator standalone", add_help=False)
     emulator.add_argument("args", nargs=argparse.REMAINDER)

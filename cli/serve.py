@@ -7,13 +7,14 @@ balancer stops sending traffic, then in-flight requests finish and the process e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 
 import uvicorn
 
 from shared.config import Settings, get_settings
-from shared.db.connect import database_url
+from shared.db.connect import connect, database_url
 from shared.db.migrate import migrate
 
 log = logging.getLogger("caratflow.serve")
@@ -25,6 +26,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, help="port (default API_PORT)")
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
     parser.add_argument("--drain-seconds", type=float, default=5.0, help="503 from /api/ready before stopping")
+    parser.add_argument(
+        "--no-local-host",
+        dest="local_host",
+        action="store_false",
+        help="serve without running orchestrations here (operator routes that start runs then answer 503)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -48,20 +55,31 @@ class DrainingServer(uvicorn.Server):
 
 def prepare(settings: Settings) -> str:
     """Find the database and bring its schema up to date; return its URL."""
-    import psycopg
-
     url = database_url(settings)
-    with psycopg.connect(url) as conn:
+    with connect(settings, url, name="caratflow-api") as conn:
         migrate(conn)
     return url
 
 
-def run(settings: Settings, *, host: str, port: int, drain_seconds: float, url: str | None = None) -> None:
+def run(
+    settings: Settings, *, host: str, port: int, drain_seconds: float, url: str | None = None, local_host: bool = True
+) -> None:
+    """Serve the API; with `local_host`, also run orchestrations in this process (the operator routes
+    start runs through its client, as Azure's do through the durable binding)."""
     from api.app import create_app
 
-    app = create_app(settings, url=url or prepare(settings))
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
-    DrainingServer(config, drain_seconds).run()
+    url = url or prepare(settings)
+    with contextlib.ExitStack() as stack:
+        durable = None
+        if local_host:
+            from local_host.client import AsyncLocalClient
+            from local_host.runtime import LocalRuntime
+
+            runtime = stack.enter_context(LocalRuntime(settings))
+            durable = AsyncLocalClient(runtime.client)
+        app = create_app(settings, url=url, durable=durable)
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        DrainingServer(config, drain_seconds).run()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -81,5 +99,5 @@ def _serve(args: argparse.Namespace) -> int:
             access_log=False,
         )
         return 0
-    run(settings, host=host, port=port, drain_seconds=args.drain_seconds, url=url)
+    run(settings, host=host, port=port, drain_seconds=args.drain_seconds, url=url, local_host=args.local_host)
     return 0

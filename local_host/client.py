@@ -1,4 +1,8 @@
-"""A durable-client-like interface to the local host: start, status, list, terminate, wait."""
+"""A durable-client-like interface to the local host: start, status, list, terminate, wait.
+
+Its queries are not traced: it stands in for the Functions host's HTTP API, whose storage traffic is
+no part of the application's traces (a trigger's span would otherwise show the host's bookkeeping).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from azure.durable_functions import OrchestrationRuntimeStatus
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from psycopg_pool import ConnectionPool
 
 from local_host import store
@@ -60,6 +65,13 @@ def _decode(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@dataclass(frozen=True)
+class PurgeResult:
+    """What the SDK's PurgeHistoryResult tells: how many instances went."""
+
+    instances_deleted: int
+
+
 class LocalDurableClient:
     def __init__(self, pool: ConnectionPool, on_change: Any = None) -> None:
         self.pool = pool
@@ -68,25 +80,41 @@ class LocalDurableClient:
     def start_new(self, name: str, instance_id: str | None = None, client_input: Any = None) -> str:
         """Start an orchestration; raise InstanceExists if that id is pending or running."""
         instance_id = instance_id or uuid.uuid4().hex
-        with self.pool.connection() as conn, conn.transaction():
+        with suppress_instrumentation(), self.pool.connection() as conn, conn.transaction():
             store.create_instance(conn, name, instance_id, json.dumps(client_input), datetime.now(UTC))
         if self._on_change:
             self._on_change()
         return instance_id
 
     def get_status(self, instance_id: str) -> InstanceStatus:
-        with self.pool.connection() as conn:
+        with suppress_instrumentation(), self.pool.connection() as conn:
             return InstanceStatus.from_row(store.instance_row(conn, instance_id))
 
     def list_instances(self, statuses: list[str] | None = None, limit: int = 100) -> list[InstanceStatus]:
-        with self.pool.connection() as conn:
+        with suppress_instrumentation(), self.pool.connection() as conn:
             return [InstanceStatus.from_row(row) for row in store.instance_rows(conn, statuses, limit)]
 
     def terminate(self, instance_id: str, reason: str) -> list[str]:
         """Terminate an instance and its running sub-orchestrations; return what was terminated."""
-        with self.pool.connection() as conn, conn.transaction():
+        with suppress_instrumentation(), self.pool.connection() as conn, conn.transaction():
             store.instance_row(conn, instance_id)  # raises InstanceNotFound
             return store.terminate(conn, instance_id, reason, datetime.now(UTC))
+
+    def purge_instance_history_by(
+        self, created_time_from: datetime, created_time_to: datetime | None = None, runtime_status: Any = None
+    ) -> PurgeResult:
+        """Delete finished instances created in [from, to) with their history, messages, work and
+        sub-orchestrations, as the SDK's purge does; Pending and Running ones are never touched."""
+        if created_time_from is None:
+            raise ValueError("created_time_from is required")
+        wanted = {getattr(status, "value", status) for status in (runtime_status or FINISHED)} & set(FINISHED)
+        with suppress_instrumentation(), self.pool.connection() as conn, conn.transaction():
+            deleted = conn.execute(
+                """DELETE FROM durable_instances
+                   WHERE status = ANY(%s) AND created_at >= %s AND (%s::timestamptz IS NULL OR created_at < %s)""",
+                (sorted(wanted), created_time_from, created_time_to, created_time_to),
+            ).rowcount
+        return PurgeResult(deleted)
 
     def wait_for_completion(self, instance_id: str, timeout: float, poll: float = 0.1) -> InstanceStatus:
         deadline = time.monotonic() + timeout
@@ -120,6 +148,13 @@ class AsyncLocalClient:
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         await asyncio.to_thread(self.client.terminate, instance_id, reason)
+
+    async def purge_instance_history_by(
+        self, created_time_from: datetime, created_time_to: datetime | None = None, runtime_status: Any = None
+    ) -> PurgeResult:
+        return await asyncio.to_thread(
+            self.client.purge_instance_history_by, created_time_from, created_time_to, runtime_status
+        )
 
 
 @dataclass(frozen=True)

@@ -5,18 +5,26 @@ results (which history records), never from the environment. The fan-out is two 
 history grows with the inventory: `sync_run` starts one `sync_fetch_batch` per batch of partitions,
 each batch starts one `sync_fetch_partition` per partition, and that one calls the `fetch_partition`
 activity with retries and turns a final failure into a dead letter instead of an exception.
+
+Every input an orchestrator passes on goes through `carry`, which adds the run's correlation id and
+this orchestration's trace context; orchestrators log through `replay_safe` loggers only, so a line
+is written once however often the orchestrator replays (shared/telemetry/__init__.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 
 from orchestrators.retry import BackoffRetryOptions
+from shared.sync.runs import CONSOLIDATION_FAILED
+from shared.telemetry import carry, observed_orchestrator, replay_safe
 
 bp = df.Blueprint()
+log = logging.getLogger(__name__)
 
 QUICK_RETRY = BackoffRetryOptions(first_retry_interval_ms=2000, max_attempts=3, backoff_coefficient=2)
 
@@ -27,23 +35,33 @@ def sync_instance_id(feed: str) -> str:
 
 
 @bp.orchestration_trigger(context_name="context")
+@observed_orchestrator
 def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
-    """One run of one feed. Input: {feed, kind, trigger, run_id}."""
+    """One run of one feed. Input: {feed, kind, trigger, run_id, correlation_id, traceparent}."""
     request = context.get_input()
+    olog = replay_safe(log, context)
     run = yield context.call_activity(
-        "start_run", {**request, "instance_id": context.instance_id, "as_of": context.current_utc_datetime.isoformat()}
+        "start_run",
+        carry(
+            context, {**request, "instance_id": context.instance_id, "as_of": context.current_utc_datetime.isoformat()}
+        ),
     )
     if "skipped" in run:
+        olog.warning("run skipped", extra={"feed": request["feed"], "reason": run["skipped"]})
         return run
-    plan = yield context.call_activity_with_retry("plan_run", QUICK_RETRY, {"run_id": run["run_id"]})
+    olog.info("run started", extra={"feed": run["feed"], "kind": run["kind"], "trigger": request["trigger"]})
+    plan = yield context.call_activity_with_retry("plan_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"]}))
+    olog.info("run planned", extra={"partitions": len(plan["partitions"])})
     return (yield from fetch_consolidate_finalize(context, run, plan["partitions"]))
 
 
 @bp.orchestration_trigger(context_name="context")
+@observed_orchestrator
 def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     """Replay a run's dead-lettered partitions into the same run. Input: {run_id}."""
     request = context.get_input()
-    reopened = yield context.call_activity("reopen_run", {"run_id": request["run_id"]})
+    reopened = yield context.call_activity("reopen_run", carry(context, {"run_id": request["run_id"]}))
+    replay_safe(log, context).info("dead letters replayed", extra={"partitions": len(reopened["partitions"])})
     if not reopened["partitions"]:
         return reopened
     return (yield from fetch_consolidate_finalize(context, reopened, reopened["partitions"]))
@@ -53,6 +71,7 @@ def fetch_consolidate_finalize(
     context: df.DurableOrchestrationContext, run: dict, partitions: list[int]
 ) -> Generator[Any, Any, dict]:
     policy = run["policy"]
+    olog = replay_safe(log, context)
     progress = {
         "run_id": run["run_id"],
         "feed": run["feed"],
@@ -67,7 +86,8 @@ def fetch_consolidate_finalize(
     batches = [partitions[i : i + size] for i in range(0, len(partitions), size)]
     pending = [
         context.call_sub_orchestrator(
-            "sync_fetch_batch", {"run_id": run["run_id"], "partitions": batch, "policy": policy}
+            "sync_fetch_batch",
+            carry(context, {"run_id": run["run_id"], "partitions": batch, "policy": policy}),
         )
         for batch in batches
     ]
@@ -81,31 +101,40 @@ def fetch_consolidate_finalize(
             else:
                 progress["failed"] += 1
         context.set_custom_status(progress)
+    olog.info(
+        "partitions fetched",
+        extra={"fetched": progress["fetched"], "failed": progress["failed"], "stones": progress["stones"]},
+    )
 
     if partitions and progress["fetched"] / len(partitions) < policy["min_success_share"]:
         context.set_custom_status({**progress, "stage": "failed"})
-        return (
-            yield context.call_activity(
-                "fail_run",
-                {
-                    "run_id": run["run_id"],
-                    "error": f"only {progress['fetched']} of {len(partitions)} partitions fetched; "
-                    f"the policy needs {policy['min_success_share']:.0%}",
-                },
-            )
+        error = (
+            f"only {progress['fetched']} of {len(partitions)} partitions fetched; "
+            f"the policy needs {policy['min_success_share']:.0%}"
         )
+        olog.error("run failed", extra={"error": error})
+        return (yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error})))
 
     context.set_custom_status({**progress, "stage": "consolidating"})
-    consolidation = yield from _consolidate(context, run, policy)
+    try:
+        consolidation = yield from consolidate_rounds(context, run, policy)
+    except Exception as failure:  # noqa: BLE001 - a consolidator out of retries: the run fails, visibly
+        # Failing the run (not the orchestration) frees the feed for its next run, records the
+        # consolidation_failed notification, and leaves the run resumable (POST .../resume).
+        error = f"{CONSOLIDATION_FAILED}: {failure}"[:2000]
+        olog.error("consolidation failed", extra={"error": error})
+        context.set_custom_status({**progress, "stage": "failed"})
+        return (yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error})))
     context.set_custom_status({**progress, "stage": "finalizing"})
     summary = yield context.call_activity_with_retry(
-        "finalize_run", QUICK_RETRY, {"run_id": run["run_id"], "consolidation": consolidation}
+        "finalize_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"], "consolidation": consolidation})
     )
     context.set_custom_status({**progress, "stage": summary["status"]})
+    olog.info("run finished", extra={"status": summary["status"]})
     return summary
 
 
-def _consolidate(context: df.DurableOrchestrationContext, run: dict, policy: dict) -> Generator[Any, Any, dict]:
+def consolidate_rounds(context: df.DurableOrchestrationContext, run: dict, policy: dict) -> Generator[Any, Any, dict]:
     """Fan out consolidators until the backlog is empty; each returns after a time slice."""
     totals: dict[str, int] = {}
     round_no = 0
@@ -114,7 +143,10 @@ def _consolidate(context: df.DurableOrchestrationContext, run: dict, policy: dic
             context.call_activity_with_retry(
                 "consolidate_feed",
                 QUICK_RETRY,
-                {"run_id": run["run_id"], "feed": run["feed"], "worker": f"{run['run_id'][:8]}-r{round_no}-w{i}"},
+                carry(
+                    context,
+                    {"run_id": run["run_id"], "feed": run["feed"], "worker": f"{run['run_id'][:8]}-r{round_no}-w{i}"},
+                ),
             )
             for i in range(policy["consolidators"])
         ]
@@ -123,12 +155,14 @@ def _consolidate(context: df.DurableOrchestrationContext, run: dict, policy: dic
             for key, value in result.items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     totals[key] = totals.get(key, 0) + value
+        replay_safe(log, context).info("consolidation round finished", extra={"round": round_no, **totals})
         if not any(result["more"] for result in results):
             return totals
         round_no += 1
 
 
 @bp.orchestration_trigger(context_name="context")
+@observed_orchestrator
 def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list]:
     """Fetch a batch of partitions in parallel. Never fails: failed partitions come back as such."""
     request = context.get_input()
@@ -137,7 +171,7 @@ def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, 
             [
                 context.call_sub_orchestrator(
                     "sync_fetch_partition",
-                    {"run_id": request["run_id"], "partition_no": number, "policy": request["policy"]},
+                    carry(context, {"run_id": request["run_id"], "partition_no": number, "policy": request["policy"]}),
                 )
                 for number in request["partitions"]
             ]
@@ -146,6 +180,7 @@ def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, 
 
 
 @bp.orchestration_trigger(context_name="context")
+@observed_orchestrator
 def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     """Fetch one partition with durable retries; after the last attempt it becomes a dead letter."""
     request = context.get_input()
@@ -155,9 +190,13 @@ def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[A
         max_attempts=policy["fetch_attempts"],
         backoff_coefficient=2,
     )
-    target = {"run_id": request["run_id"], "partition_no": request["partition_no"]}
+    target = carry(context, {"run_id": request["run_id"], "partition_no": request["partition_no"]})
     try:
         return (yield context.call_activity_with_retry("fetch_partition", retry, target))
     except Exception as failure:  # noqa: BLE001 - the SDK raises plain Exception for a failed activity
+        replay_safe(log, context).warning(
+            "partition dead-lettered",
+            extra={"partition_no": request["partition_no"], "attempts": policy["fetch_attempts"]},
+        )
         yield context.call_activity("dead_letter_partition", {**target, "error": str(failure)[:2000]})
         return {"partition_no": request["partition_no"], "status": "dead_lettered", "rows_fetched": 0}

@@ -12,11 +12,13 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.notify.targets import WebhookTarget
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SETTINGS_ENV = "CARATFLOW_LOCAL_SETTINGS"
@@ -58,10 +60,22 @@ def _read_values(path: Path) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value != ""}
 
 
+def _json_text(value: Any) -> Any:
+    """A structured setting arrives as JSON text (app settings are strings); parsed values pass through."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else []
+    except json.JSONDecodeError as exc:
+        # Position only: the text may hold secrets (webhook URLs).
+        raise ValueError(f"not valid JSON ({exc.msg} at character {exc.pos})") from None
+
+
 class Settings(BaseSettings):
     """Every knob caratflow reads. Field names are the setting names (upper-cased in the environment)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+    # hide_input_in_errors: a validation error's text would otherwise repeat values, secrets included.
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True, hide_input_in_errors=True)
 
     # --- database
     database_url: SecretStr | None = Field(
@@ -70,6 +84,10 @@ class Settings(BaseSettings):
     embedded_pg_dir: Path = Field(
         default=PROJECT_ROOT / ".caratflow" / "pgdata",
         description="Data folder of the embedded PostgreSQL, kept between runs.",
+    )
+    database_auth: Literal["password", "entra"] = Field(
+        default="password",
+        description="entra: sign in with the managed identity's Entra token (Azure); password: DATABASE_URL as is.",
     )
     db_pool_min_size: int = Field(default=1, ge=0, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
@@ -174,6 +192,46 @@ class Settings(BaseSettings):
     api_trust_forwarded_for: bool = Field(
         default=False, description="Take the client IP from X-Forwarded-For (set behind Azure's front ends)."
     )
+    api_answer_cache_mb: int = Field(
+        default=32, ge=0, le=4096, description="Search answers kept per process and dataset version; 0: off."
+    )
+    api_metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token for /api/metrics (Prometheus); unset: no metrics route."
+    )
+
+    # --- notifications: webhooks and their delivery
+    notify_webhooks: Annotated[tuple[WebhookTarget, ...], NoDecode, BeforeValidator(_json_text)] = Field(
+        default=(), description="JSON list of {name, url, format: slack|teams, events: [event kinds]}."
+    )
+    notify_max_attempts: int = Field(default=8, ge=1, le=50, description="Attempts per delivery before it gives up.")
+    notify_backoff_base_seconds: float = Field(default=30, ge=0, le=3600)
+    notify_backoff_max_seconds: float = Field(default=1800, ge=0, le=86_400)
+    notify_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    # --- retention (a daily sweep in bounded batches)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows per delete transaction.")
+    retention_time_budget_seconds: float = Field(default=240, gt=0, le=3600)
+    retention_raw_days: int = Field(default=30, ge=1, description="Raw rows of stones not seen since; feed rejects.")
+    retention_run_days: int = Field(default=90, ge=1, description="Finished runs with their partitions.")
+    retention_price_history_days: int = Field(default=365, ge=1, description="The latest entry per stone stays.")
+    retention_delisted_days: int = Field(default=180, ge=1, description="Delisted diamonds and their price history.")
+    retention_notification_days: int = Field(default=30, ge=1, description="Finished notification deliveries.")
+    retention_orchestration_days: int = Field(default=30, ge=1, description="Finished orchestration history.")
+
+    @field_validator("api_metrics_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # An empty token in a settings file means "no metrics route", never "the empty string opens it".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("notify_webhooks")
+    @classmethod
+    def _unique_target_names(cls, targets: tuple[WebhookTarget, ...]) -> tuple[WebhookTarget, ...]:
+        names = [target.name for target in targets]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"webhook names must be unique; repeated: {', '.join(repeated)}")
+        return targets
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
@@ -187,6 +245,8 @@ class Settings(BaseSettings):
             raise ValueError("secret_store=keyvault needs key_vault_url")
         if self.api_page_size_default > self.api_page_size_max:
             raise ValueError("api_page_size_default must not exceed api_page_size_max")
+        if self.notify_backoff_base_seconds > self.notify_backoff_max_seconds:
+            raise ValueError("notify_backoff_base_seconds must not exceed notify_backoff_max_seconds")
         return self
 
     @property

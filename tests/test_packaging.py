@@ -35,16 +35,21 @@ EXPECTED_FUNCTIONS = {
     "consolidate_feed": {"activityTrigger"},
     "finalize_run": {"activityTrigger"},
     "fail_run": {"activityTrigger"},
+    "resume_run": {"activityTrigger"},
     # orchestrators
     "sync_run": {"orchestrationTrigger"},
     "sync_replay": {"orchestrationTrigger"},
     "sync_fetch_batch": {"orchestrationTrigger"},
     "sync_fetch_partition": {"orchestrationTrigger"},
+    "sync_resume": {"orchestrationTrigger"},
     # one full and one incremental timer per feed, each starting runs through the durable client
     "timer_full_nivoda_natural": {"timerTrigger", "durableClient"},
     "timer_incremental_nivoda_natural": {"timerTrigger", "durableClient"},
     "timer_full_nivoda_labgrown": {"timerTrigger", "durableClient"},
     "timer_incremental_nivoda_labgrown": {"timerTrigger", "durableClient"},
+    # maintenance: notification delivery, and retention (which purges orchestration history too)
+    "timer_notify_delivery": {"timerTrigger"},
+    "timer_retention": {"timerTrigger", "durableClient"},
     # the only HTTP function: every path goes to the FastAPI app (api/functions.py)
     "http_api": {"httpTrigger", "http", "durableClient"},
 }
@@ -76,3 +81,22 @@ def test_every_timer_schedule_setting_is_documented() -> None:
         for kind in ("full", "incremental"):
             assert schedule_setting(feed, kind) in sample["Values"]
             assert schedule_setting(feed, kind) in sample["Docs"]
+
+
+def test_maintenance_timers_read_documented_schedules() -> None:
+    import json
+
+    import function_app
+    from local_host.host import indexed
+
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())
+    functions = {f.get_function_name(): f for f in indexed(function_app.app)}
+    for name, setting in (
+        ("timer_notify_delivery", "NOTIFY_DELIVERY_SCHEDULE"),
+        ("timer_retention", "RETENTION_SCHEDULE"),
+    ):
+        timer = next(b for b in functions[name].get_bindings() if b.type == "timerTrigger")
+        assert timer.schedule == f"%{setting}%"
+        assert setting in sample["Docs"]
+        # NCRONTAB: six fields, seconds first.
+        assert len(sample["Values"][setting].split()) == 6

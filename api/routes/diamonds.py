@@ -85,11 +85,11 @@ async def search_diamonds(
     version = principal.dataset_version
     # The whole answer is a function of the dataset version and the query, so it is kept per version:
     # a storefront's popular first pages cost one query per catalogue change, not one per visitor.
-    page_key = (version, query.model_dump_json(), limit)
-    body = state.pages.get(page_key)
+    answer_key = (version, query.model_dump_json(), limit)
+    body = state.answers.get(answer_key)
     if body is None:
         body = await _search(state, query, limit, after, version)
-        state.pages.put(page_key, body)
+        state.answers.put(answer_key, body)
     return Response(body, media_type="application/json", headers=_cache_headers(request, principal))
 
 

@@ -1,18 +1,23 @@
-"""`/api/health` (the process answers) and `/api/ready` (it can serve: database reachable, not draining).
+"""`/api/health` (the process answers), `/api/ready` (it can serve: database reachable, not draining)
+and `/api/metrics` (Prometheus text).
 
-Both are unauthenticated, for the platform's probes; neither reveals more than up or down.
+Health and readiness are unauthenticated, for the platform's probes; neither reveals more than up or
+down. Metrics take a bearer token (see there).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import state_of
+from api.problems import Problem
 from api.schemas import Health
+from shared import telemetry
 
 router = APIRouter(prefix="/api", tags=["health"])
 log = logging.getLogger("caratflow.api")
@@ -42,3 +47,31 @@ async def ready(request: Request) -> JSONResponse:
 
 def _unready(status: str) -> JSONResponse:
     return JSONResponse({"status": status}, status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "5"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (bearer token API_METRICS_TOKEN)",
+    responses={200: {"content": {"text/plain": {}}}, 401: {}, 404: {}},
+)
+async def metrics(request: Request) -> Response:
+    """For a self-hosted Prometheus, which cannot sign requests: a bearer token from the settings
+    instead, compared in constant time. Without API_METRICS_TOKEN the route does not exist (404)."""
+    token = state_of(request).settings.api_metrics_token
+    if token is None:
+        raise Problem(
+            404, "not-found", "Not found", "Metrics are off.", "Set API_METRICS_TOKEN to serve /api/metrics."
+        )
+    given = request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Problem(
+            401,
+            "unauthenticated",
+            "Unauthenticated",
+            "Metrics need the bearer token.",
+            "Send Authorization: Bearer <API_METRICS_TOKEN>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # The queue gauges read PostgreSQL synchronously: off the event loop.
+    body, content_type = await asyncio.to_thread(telemetry.prometheus_text)
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

@@ -205,6 +205,16 @@ def record_failure(conn: psycopg.Connection, run_id: uuid.UUID, partition_no: in
                WHERE run_id = %s AND partition_no = %s AND status = 'replaying'""",
             (error[:2000], run_id, partition_no),
         ).rowcount
+        # The "dead letter opened" alert (infra/bicep/modules/alerts) counts these lines.
+        log.warning(
+            "dead letter opened",
+            extra={
+                "run_id": str(run_id),
+                "partition_no": partition_no,
+                "error": error[:500],
+                "reopened": bool(reopened),
+            },
+        )
         if reopened:
             return
         conn.execute(

@@ -10,6 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.notify.events import record_event
 from shared.sync.runs import get_run
 
 _PARTITION_TOTALS = """
@@ -102,4 +103,6 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dic
             "UPDATE runs SET status = %s, summary = %s, finished_at = now() WHERE run_id = %s",
             (summary["status"], Jsonb(summary), run_id),
         )
+        # In this transaction: the run's outcome and its notification commit together.
+        record_event(conn, "run_succeeded" if complete else "run_partially_succeeded", str(run_id), summary)
     return summary

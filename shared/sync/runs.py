@@ -6,6 +6,7 @@ a run or its partitions twice leaves one of each, and status changes only move f
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.notify.events import record_event
 from shared.planning.partitions import Partition
+
+log = logging.getLogger(__name__)
+# How a run's error starts when its consolidators gave up; such a run can be resumed.
+CONSOLIDATION_FAILED = "consolidation failed"
 
 ACTIVE_STATUSES = ("pending", "planning", "fetching", "consolidating", "finalizing")
 # An incremental run asks for stones updated since the watermark minus this, so that stones
@@ -83,12 +89,28 @@ def get_run(conn: psycopg.Connection, run_id: uuid.UUID) -> Run | None:
 
 def set_status(conn: psycopg.Connection, run_id: uuid.UUID, status: str, *, error: str | None = None) -> None:
     finished = status not in ACTIVE_STATUSES
-    conn.execute(
-        """UPDATE runs SET status = %s, error = coalesce(%s, error),
-                  finished_at = CASE WHEN %s THEN now() ELSE NULL END
-           WHERE run_id = %s""",
-        (status, error, finished, run_id),
-    )
+    with conn.transaction():
+        # The status before, under the row lock: a failure is reported once, by the change that made it.
+        before = conn.execute("SELECT status, feed, kind FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+        conn.execute(
+            """UPDATE runs SET status = %s, error = coalesce(%s, error),
+                      finished_at = CASE WHEN %s THEN now() ELSE NULL END
+               WHERE run_id = %s""",
+            (status, error, finished, run_id),
+        )
+        if status == "failed" and before is not None and before[0] != "failed":
+            previous, feed, kind = before
+            # The "failed runs" alert (infra/bicep/modules/alerts) reads this line.
+            log.error(
+                "sync run failed",
+                extra={"run_id": str(run_id), "feed": feed, "kind": kind, "previous_status": previous, "error": error},
+            )
+            record_event(
+                conn,
+                "consolidation_failed" if previous == "consolidating" else "run_failed",
+                str(run_id),
+                {"run_id": run_id, "feed": feed, "kind": kind, "previous_status": previous, "error": error},
+            )
 
 
 def save_plan(conn: psycopg.Connection, run_id: uuid.UUID, partitions: list[Partition], plan: dict[str, Any]) -> None:
@@ -173,3 +195,23 @@ def run_record(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any] | 
                       finished_at, summary, error FROM runs WHERE run_id = %s""",
             (run_id,),
         ).fetchone()
+
+
+def reopen_for_resume(conn: psycopg.Connection, run_id: uuid.UUID) -> Run:
+    """Put a run that stopped in consolidation (still marked so, or failed there) back to consolidating."""
+    try:
+        with conn.transaction():
+            updated = conn.execute(
+                """UPDATE runs SET status = 'consolidating', error = NULL, finished_at = NULL, summary = NULL
+                   WHERE run_id = %s AND (status IN ('consolidating', 'finalizing')
+                                          OR (status = 'failed' AND starts_with(error, %s)))""",
+                (run_id, CONSOLIDATION_FAILED),
+            ).rowcount
+    except psycopg.errors.UniqueViolation as exc:
+        raise RunAlreadyActive("another run of this feed is active; resume after it ends") from exc
+    run = get_run(conn, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    if not updated:
+        raise ValueError(f"run {run_id} is {run.status}; only a run stopped in consolidation resumes")
+    return run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -67,7 +68,8 @@ def test_timestamp_is_checked_both_ways_and_cannot_be_edited(raw, search_key, ap
     assert_401(send(raw, signed(search_key, timestamp=now + tolerance + 5)))
     assert send(raw, signed(search_key, timestamp=now - tolerance + 30)).status_code == 200
     header = signed(search_key)["Authorization"]
-    edited = header.replace(f"timestamp={now}", f"timestamp={now + 1}")
+    stamped = int(re.search(r"timestamp=(\d+)", header).group(1))  # the clock may have ticked since `now`
+    edited = header.replace(f"timestamp={stamped}", f"timestamp={stamped + 1}")
     assert edited != header
     assert_401(send(raw, {"Authorization": edited}))
 
@@ -130,7 +132,7 @@ def test_keys_are_stored_only_as_hashes(search_key, database_url) -> None:
     assert hashlib.sha256(search_key.secret.encode()).hexdigest() in dump
 
 
-def test_failed_attempts_are_limited_per_ip(raw, search_key, api) -> None:
+def test_failed_attempts_are_limited_per_ip(raw, search_key, api, database_url) -> None:
     api.app.state.api.settings = api.settings.model_copy(update={"api_auth_failure_burst": 3})
     statuses = [send(raw, signed(search_key, timestamp=1)).status_code for _ in range(5)]
     assert statuses[:3] == [401, 401, 401]
@@ -139,6 +141,12 @@ def test_failed_attempts_are_limited_per_ip(raw, search_key, api) -> None:
     blocked = send(raw, signed(search_key))
     assert blocked.status_code == 429
     assert blocked.json()["type"] == "urn:caratflow:problem:too-many-failures"
+    # Operators are told once per blocked caller (per hour), not once per refused request.
+    with psycopg.connect(database_url) as conn:
+        events = conn.execute(
+            "SELECT subject, details->>'key_id' FROM notification_events WHERE event_kind = 'auth_blocked'"
+        ).fetchall()
+    assert sorted(events) == [("ip:127.0.0.1", search_key.key_id), (f"key:{search_key.key_id}", search_key.key_id)]
 
 
 def test_secrets_from_key_vault(api_settings, database_url, pool, monkeypatch) -> None:
@@ -168,3 +176,20 @@ def test_secrets_from_key_vault(api_settings, database_url, pool, monkeypatch) -
 
 def issued_name(issued) -> str:
     return f"caratflow-api-{issued.key_id}"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("198.51.100.1, 203.0.113.7:52311", "203.0.113.7"),  # the caller's own entry is ignored
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("2001:db8::2", "2001:db8::2"),
+        ("1.2.3.4, not-an-address", None),
+        ("", None),
+    ],
+)
+def test_forwarded_ip_is_the_last_hop_without_its_port(header, expected) -> None:
+    from api.auth import forwarded_ip
+
+    assert forwarded_ip(header) == expected

@@ -161,3 +161,43 @@ def test_terminate_and_singleton_ids(client: LocalDurableClient) -> None:
     assert status.error == "operator said so"
     client.start_new("fan_out", instance_id="only-one", client_input=[1])  # a finished id can be reused
     assert client.wait_for_completion("only-one", timeout=30).output == 2
+
+
+def test_purge_history_deletes_only_finished_instances_in_the_window(client: LocalDurableClient, pool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from azure.durable_functions import OrchestrationRuntimeStatus as Status
+
+    parent = client.start_new("parent", client_input=[[1], [2, 3]])  # with sub-orchestrations
+    assert client.wait_for_completion(parent, timeout=30).runtime_status == "Completed"
+    broken = client.start_new("broken", client_input=None)
+    assert client.wait_for_completion(broken, timeout=30).runtime_status == "Failed"
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE durable_instances SET created_at = now() - interval '40 days' WHERE instance_id = ANY(%s)",
+            ([parent, broken],),
+        )
+        # A running instance of the same age stays, whatever the filter says.
+        conn.execute(
+            """INSERT INTO durable_instances (instance_id, name, execution_id, status, created_at)
+               VALUES ('still-running', 'counter', gen_random_uuid(), 'Running', now() - interval '40 days')"""
+        )
+        children = conn.execute(
+            "SELECT count(*) FROM durable_instances WHERE parent_instance_id = %s", (parent,)
+        ).fetchone()[0]
+    assert children == 2
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    only_failed = client.purge_instance_history_by(epoch, cutoff, [Status.Failed])
+    assert only_failed.instances_deleted == 1
+    purged = client.purge_instance_history_by(epoch, cutoff, [Status.Completed, Status.Running])
+    assert purged.instances_deleted == 1  # the parent; Running is never purged; children go with it
+    with pool.connection() as conn:
+        left = {row[0] for row in conn.execute("SELECT instance_id FROM durable_instances")}
+        history = conn.execute("SELECT count(*) FROM durable_history WHERE instance_id = %s", (parent,)).fetchone()[0]
+    assert "still-running" in left
+    assert not {parent, broken} & left
+    assert not [i for i in left if i != "still-running"]  # the sub-orchestrations went with their parent
+    assert history == 0
+    with pytest.raises(ValueError, match="created_time_from"):
+        client.purge_instance_history_by(None, cutoff)

@@ -31,6 +31,8 @@ IDENTITY_ENDPOINT = "http://identity.test/msi/token"
 IDENTITY_HEADER = "fake-identity-header"
 TENANT = "72f988bf-0000-4000-8000-000000000000"
 RESOURCE = "https://vault.azure.net"
+# The identity endpoint issues tokens for Key Vault and for Azure Database for PostgreSQL (Entra sign-in).
+TOKEN_RESOURCES = frozenset({RESOURCE, "https://ossrdbms-aad.database.windows.net"})
 CHALLENGE = f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", resource="{RESOURCE}"'
 VAULT_HOST = re.compile(r"[0-9a-z-]{3,24}\.vault\.azure\.net")
 SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
@@ -90,6 +92,7 @@ class FakeKeyVault(HttpTransport[HttpRequest, HttpResponse]):
         self.identity_header = identity_header
         self.tokens: set[str] = set()  # every access token issued
         self.token_requests = 0
+        self.token_resources: list[str] = []  # the resource of each token request, in order
         self.challenges = 0  # 401s with WWW-Authenticate sent
         self.requests: Counter[tuple[str, str]] = Counter()  # vault requests by (method, path)
         self._secrets: dict[tuple[str, str], dict[str, _Version]] = {}  # (host, name) -> version -> data
@@ -144,16 +147,17 @@ class FakeKeyVault(HttpTransport[HttpRequest, HttpResponse]):
             return respond(request, 405, {"statusCode": 405, "message": "method not allowed"})
         if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
             return respond(request, 401, {"statusCode": 401, "message": "missing or wrong X-IDENTITY-HEADER"})
-        if query.get("api-version") != ["2019-08-01"] or query.get("resource") != [RESOURCE]:
+        if query.get("api-version") != ["2019-08-01"] or query.get("resource", [""])[0] not in TOKEN_RESOURCES:
             return respond(request, 400, {"statusCode": 400, "message": f"unexpected query {query}"})
         with self._lock:
             self.token_requests += 1
+            self.token_resources.append(query["resource"][0])
             token = "fake-token-" + secrets.token_hex(8)
             self.tokens.add(token)
         body = {
             "access_token": token,
             "expires_on": str(int(time.time()) + TOKEN_LIFETIME),
-            "resource": RESOURCE,
+            "resource": query["resource"][0],
             "token_type": "Bearer",
             "client_id": "00000000-0000-4000-8000-0000000000aa",
         }

@@ -1,0 +1,17 @@
+// The app's one identity: storage, Key Vault, PostgreSQL and Application Insights all trust it, and
+// nothing holds a key or password for any of them.
+
+param name string
+param location string
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId
