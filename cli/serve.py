@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import multiprocessing
+import os
+import signal
+import socket
 import threading
 
 import uvicorn
 
+from shared import logs
 from shared.config import Settings, get_settings
 from shared.db.connect import connect, database_url
 from shared.db.migrate import migrate
@@ -62,7 +67,14 @@ def prepare(settings: Settings) -> str:
 
 
 def run(
-    settings: Settings, *, host: str, port: int, drain_seconds: float, url: str | None = None, local_host: bool = True
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    drain_seconds: float,
+    url: str | None = None,
+    local_host: bool = True,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
     """Serve the API; with `local_host`, also run orchestrations in this process (the operator routes
     start runs through its client, as Azure's do through the durable binding)."""
@@ -79,7 +91,7 @@ def run(
             durable = AsyncLocalClient(runtime.client)
         app = create_app(settings, url=url, durable=durable)
         config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
-        DrainingServer(config, drain_seconds).run()
+        DrainingServer(config, drain_seconds).run(sockets=sockets)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -88,16 +100,55 @@ def _serve(args: argparse.Namespace) -> int:
     url = prepare(settings)
     log.info("serving", extra={"url": f"http://{host}:{port}", "docs": f"http://{host}:{port}/api/docs"})
     if args.workers > 1:
-        # uvicorn's own supervisor: each worker builds the app from the settings (no drain period).
-        uvicorn.run(
-            "api.asgi:from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            log_config=None,
-            access_log=False,
-        )
-        return 0
+        options = {"drain_seconds": args.drain_seconds, "url": url, "local_host": args.local_host}
+        logging_mode = (logging.DEBUG if args.verbose else logging.INFO, args.json_logs)
+        return run_workers(settings, host, port, args.workers, options, logging_mode)
     run(settings, host=host, port=port, drain_seconds=args.drain_seconds, url=url, local_host=args.local_host)
     return 0
+
+
+def run_workers(
+    settings: Settings, host: str, port: int, workers: int, options: dict, logging_mode: tuple[int, bool]
+) -> int:
+    """`workers` server processes, each with its own listening socket on the port (SO_REUSEPORT).
+
+    With one shared socket (uvicorn's --workers) whichever process woke first accepted every pending
+    connection, so 50 clients mostly landed on one worker (bench/README.md). Separate sockets let the
+    kernel spread new connections across the processes. Each worker is a whole `run`: it drains on
+    SIGTERM, which this parent forwards, and (with the local host) runs orchestrations too; hosts on
+    one database share the work through its leases.
+    """
+    context = multiprocessing.get_context("spawn")  # a clean interpreter: no threads or pools inherited
+    children = [
+        context.Process(target=_worker, args=(settings, host, port, options, logging_mode), name=f"api-worker-{n}")
+        for n in range(workers)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    failed = [child.name for child in children if child.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        log.error("workers failed", extra={"workers": failed})
+    return 1 if failed else 0
+
+
+def _worker(settings: Settings, host: str, port: int, options: dict, logging_mode: tuple[int, bool]) -> None:
+    level, json_lines = logging_mode
+    logs.configure(level, json_lines=json_lines)
+    # A terminal's Ctrl-C reaches every process of the group; the parent forwards it as SIGTERM.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    run(settings, host=host, port=port, sockets=[listener], **options)

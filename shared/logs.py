@@ -96,6 +96,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "process": record.process,  # which server worker or host process wrote it
             **fields(record),
         }
         if record.exc_info:

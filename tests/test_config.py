@@ -93,3 +93,26 @@ def test_sample_values_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     path.write_text(SAMPLE.read_text())
     monkeypatch.setenv("CARATFLOW_LOCAL_SETTINGS", str(path))
     assert load_settings().nivoda_username == "emulator@caratflow.test"
+
+
+def test_the_settings_sample_holds_no_secret_value() -> None:
+    """Every secret setting is empty in the sample, except the feed password, which is the emulator's
+    published default (emulator/config.py): what a laptop run signs in to the local emulator with."""
+    import json
+    import typing
+
+    from pydantic import SecretStr
+
+    from emulator.config import EmulatorConfig
+    from shared.config import PROJECT_ROOT, Settings
+
+    values = json.loads((PROJECT_ROOT / "local.settings.sample.json").read_text())["Values"]
+    secret_fields = [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    ]
+    assert "api_metrics_token" in secret_fields  # the scan sees the secrets it is meant to see
+    allowed = {"nivoda_password": EmulatorConfig().password.get_secret_value()}
+    for name in secret_fields:
+        assert values[name.upper()] in ("", allowed.get(name)), f"{name.upper()} holds a value in the sample"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -51,6 +52,7 @@ def test_context_fields_are_stamped_and_a_call_may_still_pass_them(kept: Kept) -
         "level": "info",
         "logger": "caratflow.test.context",
         "message": "explicit",
+        "process": os.getpid(),
         "correlation_id": "c-1",
         "run_id": "run-b",
         "partition_no": 3,
