@@ -9,6 +9,7 @@ never stops at a count, only at an empty page.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -63,7 +64,10 @@ class _Counter:
         return self.source.count(band)
 
     def many(self, bands: list[PriceBand]) -> list[int]:
-        return list(self.executor.map(self, bands))
+        # Each count runs in a copy of the caller's context, so its log lines keep the run's
+        # correlation id and run id (pool threads start with an empty context).
+        futures = [self.executor.submit(contextvars.copy_context().run, self, band) for band in bands]
+        return [future.result() for future in futures]
 
 
 def density_scan(source: FeedSource, params: ScanParams, *, now: datetime | None = None, concurrency: int = 8) -> Scan:

@@ -12,6 +12,7 @@ what makes tens of thousands of rows a second possible on two cores (bench/READM
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -136,7 +137,8 @@ def _renewing(pool: ConnectionPool, feed: str, worker: str, lease: timedelta) ->
             except psycopg.Error:
                 log.exception("claim renewal failed; the claim may lapse", extra={"worker": worker})
 
-    thread = threading.Thread(target=renew, name=f"renew-{worker}", daemon=True)
+    # In a copy of this context: the renewal's log lines keep the run's correlation id and run id.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(renew,), name=f"renew-{worker}", daemon=True)
     thread.start()
     try:
         yield

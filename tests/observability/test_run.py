@@ -12,9 +12,9 @@ from shared.logs import JsonFormatter, fields
 from shared.telemetry import carrier, prometheus_text, read_metrics, record_rate_limited, record_request
 
 RUN_LOGGERS = ("orchestrators", "activities", "shared.sync", "shared.planning", "shared.feed")
-# The trigger's thread and the local host's (orchestrator episodes, activities). Threads that domain
-# code starts itself (the density scan's pool) begin with an empty context: see the report.
-RUN_THREADS = ("MainThread", "host-")
+# The trigger's thread, the local host's (orchestrator episodes, activities) and the threads domain
+# code starts for a run (the density scan's pool, consolidation's lease renewal), which copy the context.
+RUN_THREADS = ("MainThread", "host-", "scan", "renew-")
 
 
 def _activities_run(run: Any) -> set[str]:
@@ -29,6 +29,7 @@ def _activities_run(run: Any) -> set[str]:
 def test_the_correlation_id_reaches_the_orchestrator_and_every_activity(observed_run: Any) -> None:
     ours = [r for r in observed_run.records if r.name.startswith(RUN_LOGGERS) and r.threadName.startswith(RUN_THREADS)]
     assert ours
+    assert any(r.threadName.startswith("scan") for r in ours)  # the scan pool's lines are checked too
     for record in ours:
         assert (record.correlation_id, record.run_id) == (observed_run.correlation_id, observed_run.run_id), (
             record.getMessage()
