@@ -143,8 +143,22 @@ def install_correlation() -> None:
     logging.setLogRecordFactory(stamped)
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted, not when logging was configured: a
+    caller that swaps sys.stderr (pytest's capture, per test) must not leave a handler on a closed file
+    for the threads that log later."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass  # always sys.stderr, see above
+
+
 def configure(level: int = logging.INFO, *, json_lines: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(JsonFormatter() if json_lines else KeyValueFormatter())
     install_correlation()
     root = logging.getLogger()
