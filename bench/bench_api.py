@@ -232,6 +232,16 @@ def by_id_probe(conn: psycopg.Connection, name: str, weight: int, count: int = 1
     return Probe(name, weight, tuple(Variant(f"/api/v1/diamonds/{i}", "", diamond_id=i) for (i,) in ids))
 
 
+# The storefront's main search (the mix's heaviest share) and the explained filter sets built on it.
+ROUND_1CT_GRADES: dict[str, Any] = {
+    "shape": ["ROUND"],
+    "carats_min": "1.00",
+    "carats_max": "1.50",
+    "color": ["G", "H"],
+    "clarity": ["VS1", "VS2"],
+}
+
+
 def storefront_mix(database: str) -> list[Probe]:
     """Eleven requests a storefront sends, with values taken from the built catalogue."""
     with psycopg.connect(database) as conn:
@@ -243,15 +253,7 @@ def storefront_mix(database: str) -> list[Probe]:
             "SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY price_cents) FROM diamonds "
             "WHERE shape = 'ROUND' AND NOT lab_grown AND carats BETWEEN 2 AND 3"
         ).fetchone()
-        round_1ct = {
-            "shape": ["ROUND"],
-            "carats_min": "1.00",
-            "carats_max": "1.50",
-            "color": ["G", "H"],
-            "clarity": ["VS1", "VS2"],
-            "cut": ["EXCELLENT"],
-            "sort": "price_cents",
-        }
+        round_1ct = {**ROUND_1CT_GRADES, "cut": ["EXCELLENT"], "sort": "price_cents"}
         return [
             search_probe("round 1-1.5 ct G-H VS excellent, by price", 3, **round_1ct),
             second_page(conn, "the same, page 2 (cursor)", 2, **round_1ct),
@@ -741,21 +743,8 @@ def gate_floor(cur: psycopg.Cursor, key: BenchKey, settings: Settings, iteration
 EXPLAIN_FILTERS: dict[str, dict[str, Any]] = {
     "none": {},
     "shape": {"shape": ["ROUND"]},
-    "shape+carats+color+clarity": {
-        "shape": ["ROUND"],
-        "carats_min": "1.00",
-        "carats_max": "1.50",
-        "color": ["G", "H"],
-        "clarity": ["VS1", "VS2"],
-    },
-    "shape+carats+color+clarity+cut": {
-        "shape": ["ROUND"],
-        "carats_min": "1.00",
-        "carats_max": "1.50",
-        "color": ["G", "H"],
-        "clarity": ["VS1", "VS2"],
-        "cut": ["EXCELLENT"],
-    },
+    "shape+carats+color+clarity": ROUND_1CT_GRADES,
+    "shape+carats+color+clarity+cut": {**ROUND_1CT_GRADES, "cut": ["EXCELLENT"]},
     "lab_grown+carats": {"lab_grown": True, "carats_min": "2.00"},
     "fancy=false+lab+carats": {"fancy": False, "lab": ["GIA"], "carats_min": "0.90", "carats_max": "1.10"},
     "fancy": {"fancy": True},
