@@ -180,7 +180,9 @@ async def _events(request: Request, run_id: uuid.UUID, interval: float, max_seco
     while True:
         async with pool.connection() as conn:
             shown = await control.progress(conn, run_id)
-        assert shown is not None  # runs are never deleted while running (retention keeps them)
+        if shown is None:  # deleted meanwhile (retention removes finished runs only, so it had ended)
+            yield _event("end", sent + 1, encode({"run_id": str(run_id), "status": "deleted"}))
+            return
         snapshot = encode(shown)
         if snapshot != last:
             sent += 1
