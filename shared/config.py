@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     )
     db_pool_min_size: int = Field(default=1, ge=0, le=100)
     db_pool_max_size: int = Field(default=10, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="Longest wait for a pooled connection before giving up (503 in the API)."
+    )
+    db_connect_timeout_seconds: int = Field(
+        default=3, ge=1, le=60, description="Longest wait to open one database connection."
+    )
 
     # --- supplier feed (Nivoda)
     nivoda_endpoint: str = Field(
@@ -172,6 +178,16 @@ class Settings(BaseSettings):
         default=300, ge=5, le=3600, description="A signed request's timestamp may be this far off, either way."
     )
     api_max_body_bytes: int = Field(default=65_536, ge=1024, le=10_485_760)
+    api_max_request_line_bytes: int = Field(
+        default=8192, ge=256, le=65_536, description="Longer request lines (method, target) get 414 under `serve`."
+    )
+    api_max_header_bytes: int = Field(
+        default=16_384, ge=1024, le=1_048_576, description="Larger header blocks get 431 under `serve`."
+    )
+    api_max_headers: int = Field(default=100, ge=8, le=1000, description="More header fields get 431 under `serve`.")
+    api_header_timeout_seconds: float = Field(
+        default=10, gt=0, le=300, description="A connection whose request head takes longer is closed (`serve`)."
+    )
     api_page_size_default: int = Field(default=50, ge=1, le=1000)
     api_page_size_max: int = Field(default=200, ge=1, le=1000)
     api_count_cap: int = Field(
