@@ -48,6 +48,9 @@ def create_app(
         docs_url="/api/docs",
         redoc_url="/api/redoc",
         lifespan=lifespan,
+        # No redirect for a trailing slash: Starlette's would send the caller to whatever Host header
+        # it carried (an open redirect); `/api/v1/diamonds/` is simply not a route.
+        redirect_slashes=False,
     )
     app.state.api = state
     problems.install(app)

@@ -1,10 +1,12 @@
 """Authentication, authorization and rate limits of every /api/v1 request, as one dependency.
 
-Order matters: the signature is checked in Python first (cached key record and secrets), then a
-single database round trip (`caratflow_api_gate`, migration 0006) rejects blocked callers and
-replayed nonces, spends the rate budget and returns the dataset version for the ETag. A failure
-spends the failed-attempt budgets of the caller's IP and claimed key instead; once those run out the
-answer is 429, whether or not the next signature would be right.
+Order matters: the signature is checked in Python first (cached key record and secrets), then the
+scope, then a single database round trip (`caratflow_api_gate`, shared/access/gate.py) rejects a
+replayed nonce, spends the rate budget and returns the dataset version for the ETag. A failure
+spends the failed-attempt budget of the caller's address instead; once that runs out, that
+address's failing requests get 429 with the real wait. A correctly signed request is never refused
+for failures: a key id travels in clear, so counting failures against it would hand anyone who saw
+it a way to lock its owner out (docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import anyio
@@ -23,6 +25,7 @@ from api.problems import Problem, unauthorized
 from api.state import ApiState
 from caratflow_client import signing
 from shared import telemetry
+from shared.access import gate
 from shared.access.keys import KEY_RECORD_SQL, KeyRecord
 from shared.access.verify import ActiveSecret, AuthFailure, check_signature, check_timestamp
 from shared.notify.events import record_auth_blocked
@@ -30,6 +33,7 @@ from shared.secrets import SecretNotFound
 
 log = logging.getLogger("caratflow.api.auth")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_SINGLE_HEADERS = ("authorization", "content-type")
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,6 @@ def forwarded_ip(header: str) -> str | None:
         return str(ipaddress.ip_address(entry))
     except ValueError:
         return None
-
-
-def _interval(per_minute: int) -> timedelta:
-    return timedelta(seconds=60 / per_minute)
 
 
 def _limit_headers(limit: int, remaining: int, reset_ms: int, retry_ms: int | None = None) -> dict[str, str]:
@@ -131,46 +131,77 @@ async def _secrets(state: ApiState, record: KeyRecord, now: datetime) -> list[Ac
     return active
 
 
-async def _fail(request: Request, state: ApiState, reason: str, key_id: str | None) -> Problem:
+async def _fail(request: Request, state: ApiState, reason: str, known_key_id: str | None) -> Problem:
+    """Count a failed authentication against the caller's address, and against the key it named
+    when that key exists. Only the address's budget ever refuses anything, and only that address's
+    failing requests: a correct signature passes whatever others did (see `_authenticate`).
+
+    An exhausted key budget is a signal (someone is failing with this key id, from anywhere): it is
+    logged and notified, never enforced, since a key id travels in clear and enforcing it would let
+    anyone lock its owner out. Unknown key ids get no budget, so random ones create no rows.
+    """
     settings = state.settings
-    budgets = [f"authfail:ip:{client_ip(request, state)}"] + ([f"authfail:key:{key_id}"] if key_id else [])
-    blocked = []
+    ip = client_ip(request, state)
+    subject = gate.address_subject(ip)
+    per_minute, burst = settings.api_auth_failures_per_minute, settings.api_auth_failure_burst
+    details = {"reason": reason, "key_id": known_key_id, "client_ip": ip}
     pool = await state.db()
     async with pool.connection() as conn:
-        for budget in budgets:
-            row = await (
-                await conn.execute(
-                    "SELECT admitted, retry_after_ms FROM caratflow_admit(%s, %s, %s)",
-                    (budget, _interval(settings.api_auth_failures_per_minute), settings.api_auth_failure_burst),
-                )
-            ).fetchone()
-            if not row[0]:
-                blocked.append(budget.removeprefix("authfail:"))
-        details = {"reason": reason, "key_id": key_id, "client_ip": client_ip(request, state)}
-        for subject in blocked:
-            # Operators hear of a blocked caller once per hour per caller (shared/notify/events.py).
-            await record_auth_blocked(conn, subject, details)
-    refused = bool(blocked)
-    if refused:
-        telemetry.record_rate_limited(budget="auth", route=_route(request))
-    log.warning("authentication failed", extra={**details, "blocked": refused})
-    if refused:
-        return Problem(
-            429,
-            "too-many-failures",
-            "Too many failed attempts",
-            "Authentication failed too often from this client or address.",
-            "Check the key and the signing code, wait a minute, then retry.",
-            headers={"Retry-After": "60"},
-        )
-    return unauthorized()
+        by_address = await gate.admit(conn, gate.Budget.per_minute(f"authfail:{subject}", per_minute, burst))
+        if not by_address.admitted:
+            # Operators hear of a refused address once per hour (shared/notify/events.py).
+            await record_auth_blocked(conn, subject, {**details, "enforced": True})
+        elif known_key_id is not None:
+            # A refused address's failures count nowhere else: it cannot drive the key's signal.
+            by_key = await gate.admit(conn, gate.Budget.per_minute(f"authfail:key:{known_key_id}", per_minute, burst))
+            if not by_key.admitted:
+                await record_auth_blocked(conn, f"key:{known_key_id}", {**details, "enforced": False})
+    log.warning("authentication failed", extra={**details, "blocked": not by_address.admitted})
+    if by_address.admitted:
+        return unauthorized()
+    telemetry.record_rate_limited(budget="auth", route=_route(request))
+    return Problem(
+        429,
+        "too-many-failures",
+        "Too many failed attempts",
+        "Authentication failed too often from this address.",
+        "Check the key and the signing code, then retry after the seconds in Retry-After.",
+        headers=_limit_headers(burst, 0, by_address.reset_after_ms, by_address.retry_after_ms),
+    )
+
+
+def _refuse_repeated(request: Request) -> None:
+    """One Authorization and one Content-Type: with two, the signature check and the app (or a proxy,
+    or the Functions host, which may merge them) could each read a different one."""
+    for name in _SINGLE_HEADERS:
+        if len(request.headers.getlist(name)) > 1:
+            raise Problem(
+                400,
+                "repeated-header",
+                "Repeated header",
+                f"The request carries more than one {name} header.",
+                f"Send exactly one {name} header.",
+            )
+
+
+def signed_path(request: Request) -> bytes:
+    """The path as the caller sent it, still percent-encoded: what the signature covers.
+
+    uvicorn passes the raw target's path as `raw_path`; in Azure, api/functions.py puts the host's
+    URL path there. `request.url.path` would not do: it is decoded, and URL parsing drops TAB, CR
+    and LF, so `a%0Ab` would verify as `ab`.
+    """
+    raw = request.scope.get("raw_path")
+    return raw if raw else request.scope["path"].encode()
 
 
 async def _authenticate(request: Request, scope: str) -> Principal:
     state = state_of(request)
     settings = state.settings
     now = datetime.now(UTC)
+    _refuse_repeated(request)
     key_id: str | None = None
+    record: KeyRecord | None = None
     try:
         signature = signing.parse_authorization(request.headers.get("authorization", ""))
         key_id = signature.key_id
@@ -186,47 +217,16 @@ async def _authenticate(request: Request, scope: str) -> Principal:
             timestamp=signature.timestamp,
             nonce=signature.nonce,
             method=request.method,
-            path=request.url.path,
+            path=signed_path(request),
             query=request.scope.get("query_string", b""),
             content_type=request.headers.get("content-type", ""),
             body=await request.body(),
         )
         check_signature(signature, message, await _secrets(state, record, now))
     except (signing.MalformedSignature, AuthFailure) as exc:
-        raise await _fail(request, state, str(exc), key_id) from None
+        raise await _fail(request, state, str(exc), key_id if record is not None else None) from None
 
-    mutation = request.method not in _SAFE_METHODS
-    per_minute = settings.api_mutation_rate_per_minute if mutation else settings.api_search_rate_per_minute
-    burst = settings.api_mutation_burst if mutation else settings.api_search_burst
-    pool = await state.db()
-    async with pool.connection() as conn:
-        gate = await (
-            await conn.execute(
-                """SELECT outcome, remaining, retry_after_ms, reset_after_ms, dataset_version
-               FROM caratflow_api_gate(%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (
-                    key_id,
-                    signature.nonce,
-                    datetime.fromtimestamp(signature.timestamp + settings.api_signature_tolerance_seconds, UTC),
-                    f"api:{'mutation' if mutation else 'search'}:{record.client_id}",
-                    _interval(per_minute),
-                    burst,
-                    [f"authfail:ip:{client_ip(request, state)}", f"authfail:key:{key_id}"],
-                    _interval(settings.api_auth_failures_per_minute),
-                    settings.api_auth_failure_burst,
-                ),
-            )
-        ).fetchone()
-    outcome, remaining, retry_ms, reset_ms, dataset_version = gate
-    if outcome == "blocked":
-        raise await _fail(request, state, "caller blocked after failed attempts", key_id)
-    if outcome == "replayed":
-        raise await _fail(request, state, "nonce replayed", key_id)
-    limit = per_minute
-    if outcome == "limited":
-        telemetry.record_rate_limited(budget="mutation" if mutation else "search", route=_route(request))
-        raise _too_many(_limit_headers(limit, remaining, reset_ms, retry_ms), "mutation" if mutation else "search")
-    request.state.rate_limit_headers = _limit_headers(limit, remaining, reset_ms)
+    # Scope before any budget: a key calling a route it may not use spends nothing and stores nothing.
     if scope not in record.scopes:
         raise Problem(
             403,
@@ -235,7 +235,26 @@ async def _authenticate(request: Request, scope: str) -> Principal:
             f"This key's client lacks the '{scope}' scope.",
             "Ask an operator for a key with that scope (`caratflow keys create --scope ...`).",
         )
-    return Principal(record.client_id, key_id, record.scopes, dataset_version)
+    kind = "search" if request.method in _SAFE_METHODS else "mutation"
+    per_minute, burst = (
+        (settings.api_search_rate_per_minute, settings.api_search_burst)
+        if kind == "search"
+        else (settings.api_mutation_rate_per_minute, settings.api_mutation_burst)
+    )
+    expires_at = datetime.fromtimestamp(signature.timestamp + settings.api_signature_tolerance_seconds, UTC)
+    pool = await state.db()
+    async with pool.connection() as conn:
+        outcome = await gate.gate(
+            conn, key_id, signature.nonce, expires_at, gate.request_budget(kind, record.client_id, per_minute, burst)
+        )
+    if outcome.outcome == "replayed":
+        raise await _fail(request, state, "nonce replayed", key_id)
+    if outcome.outcome == "limited":
+        telemetry.record_rate_limited(budget=kind, route=_route(request))
+        headers = _limit_headers(per_minute, outcome.remaining, outcome.reset_after_ms, outcome.retry_after_ms)
+        raise _too_many(headers, kind)
+    request.state.rate_limit_headers = _limit_headers(per_minute, outcome.remaining, outcome.reset_after_ms)
+    return Principal(record.client_id, key_id, record.scopes, outcome.dataset_version)
 
 
 def require(scope: str):

@@ -17,8 +17,6 @@ DecimalText = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["1.01"]
 
 class DiamondSlim(BaseModel):
     diamond_id: UUID
-    feed: str
-    stone_id: str
     shape: str
     carats: DecimalText
     color: str | None

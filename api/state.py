@@ -13,6 +13,8 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from shared import telemetry
+from shared.access import server_keys
+from shared.access.server_keys import ServerKeys
 from shared.config import Settings
 from shared.db.connect import connection_arguments
 from shared.secrets import CachedSecretStore
@@ -93,6 +95,8 @@ class ApiState:
     counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
     estimates: TtlCache[tuple[int, str], int] = field(init=False)
     answers: ByteBudgetCache[tuple[int, str, int]] = field(init=False)
+    # Re-read a minute after use, so a rotation reaches every instance well within the overlap.
+    _server_keys: TtlCache[str, ServerKeys] = field(default_factory=lambda: TtlCache(60, max_entries=1))
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -123,6 +127,16 @@ class ApiState:
                     await pool.open(wait=True, timeout=30)
                     self.pool = pool
         return self.pool
+
+    async def server_keys(self) -> ServerKeys:
+        """The keys that sign and verify cursors (shared/access/server_keys.py)."""
+        keys = self._server_keys.get("current")
+        if keys is None:
+            pool = await self.db()
+            async with pool.connection() as conn:
+                keys = await server_keys.load_async(conn)
+            self._server_keys.put("current", keys)
+        return keys
 
     async def close(self) -> None:
         self.draining = True

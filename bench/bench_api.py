@@ -60,6 +60,7 @@ from psycopg.rows import dict_row  # noqa: E402
 
 from caratflow_client.signing import sign_request  # noqa: E402
 from local_host.runtime import LocalRuntime  # noqa: E402
+from shared.access import gate, server_keys  # noqa: E402
 from shared.access.keys import create_key  # noqa: E402
 from shared.catalogue import cursor as cursors  # noqa: E402
 from shared.catalogue import search  # noqa: E402
@@ -181,9 +182,9 @@ def query_string(params: dict[str, Any]) -> str:
     return urlencode(pairs, quote_via=quote)
 
 
-def search_variant(params: dict[str, Any]) -> Variant:
+def search_variant(params: dict[str, Any], keys: server_keys.ServerKeys | None = None) -> Variant:
     query = DiamondSearch(**params)
-    after = cursors.decode(query, query.cursor) if query.cursor else None
+    after = cursors.decode(query, query.cursor, keys) if query.cursor and keys else None
     return Variant("/api/v1/diamonds", query_string(params), query, after)
 
 
@@ -199,7 +200,9 @@ def second_page(conn: psycopg.Connection, name: str, weight: int, **params: Any)
     if len(rows) <= PAGE:
         raise SystemExit(f"{name}: the catalogue has no second page for {params}; is it too small?")
     last = rows[PAGE - 1]
-    return search_probe(name, weight, **params, cursor=cursors.encode(first, last["sort_value"], last["diamond_id"]))
+    keys = server_keys.load(conn)
+    cursor = cursors.encode(first, last["sort_value"], last["diamond_id"], keys)
+    return Probe(name, weight, (search_variant({**params, "cursor": cursor}, keys),))
 
 
 def price_slider(conn: psycopg.Connection, name: str, weight: int, count: int = 20_000) -> Probe:
@@ -717,24 +720,18 @@ def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int
 
 def gate_floor(cur: psycopg.Cursor, key: BenchKey, settings: Settings, iterations: int) -> tuple[float, ...]:
     """caratflow_api_gate, the one round trip of every signed request (a 304 included), as the API calls it."""
-    statement = (
-        "SELECT outcome, remaining, retry_after_ms, reset_after_ms, dataset_version "
-        "FROM caratflow_api_gate(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    )
+    budget = gate.request_budget("search", key.client_id, RATE_PER_MINUTE, BURST)
     runs = []
     for i in range(iterations + 10):
         params = (
             key.key_id,
             f"bench-floor-{time.time_ns()}-{i}",
             datetime.now(UTC) + timedelta(seconds=300),
-            f"api:search:{key.client_id}",
-            timedelta(seconds=60 / RATE_PER_MINUTE),
-            BURST,
-            ["authfail:ip:127.0.0.1", f"authfail:key:{key.key_id}"],
-            timedelta(seconds=60 / settings.api_auth_failures_per_minute),
-            settings.api_auth_failure_burst,
+            budget.name,
+            budget.interval,
+            budget.burst,
         )
-        runs.append(timed(cur, statement, params))
+        runs.append(timed(cur, gate.GATE_SQL, params))
     return percentiles(runs[10:])
 
 

@@ -26,7 +26,8 @@ class CaratflowAuth(httpx.Auth):
             key_id=self.key_id,
             secret=self._secret,
             method=request.method,
-            path=request.url.path,
+            # The path as it goes on the wire (url.path would be decoded already).
+            path=request.url.raw_path.split(b"?", 1)[0],
             query=request.url.query,
             content_type=request.headers.get("content-type", ""),
             body=request.content,

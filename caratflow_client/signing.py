@@ -8,14 +8,19 @@ where signature is the hex HMAC-SHA256, under one of the key's secrets, of:
     <nonce: 16-64 of [A-Za-z0-9_-], never reused>
     <key_id>
     <METHOD>
-    <path, percent-decoded then re-encoded (RFC 3986 unreserved characters stay as they are)>
-    <query: each name and value decoded then re-encoded the same way, sorted by name then value, '&'-joined>
+    <path: the request target's path exactly as sent (before any decoding), percent-decoded once to
+     bytes, then every byte but RFC 3986 unreserved characters and '/' percent-encoded (upper-case hex)>
+    <query: each name and value decoded ('+' is a space) then re-encoded the same way, sorted by name
+     then value, '&'-joined>
     content-type:<the Content-Type header, trimmed; empty when absent>
     <hex SHA-256 of the raw body bytes>
 
-Decoding before encoding makes both sides agree however a client or proxy escaped the URL; the body
-is hashed as sent, never re-serialised. The API checks the timestamp both ways, remembers nonces for
-the tolerance window and compares in constant time (api/auth/).
+Decoding once before encoding makes both sides agree however a client or proxy escaped the URL,
+while `a%0Ab`, `ab` and `a%2525b` stay three different paths: the API takes the path from the raw
+request target, never from an already-decoded one. `signing_vectors.json` beside this file pins the
+definition with worked examples for implementers in other languages. The body is hashed as sent,
+never re-serialised. The API checks the timestamp both ways, remembers nonces for the tolerance
+window and compares in constant time (api/auth.py).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
 SCHEME = "CF-HMAC-SHA256"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -54,8 +59,9 @@ class MalformedSignature(ValueError):
     """The Authorization header is not a well-formed caratflow signature."""
 
 
-def canonical_path(path: str) -> str:
-    return quote(unquote(path), safe="/-_.~")
+def canonical_path(path: str | bytes) -> str:
+    """`path` as sent (str or bytes, still percent-encoded), decoded once to bytes and re-encoded."""
+    return quote(unquote_to_bytes(path), safe="/-_.~")
 
 
 def canonical_query(raw_query: str | bytes) -> str:
@@ -71,7 +77,7 @@ def string_to_sign(
     timestamp: int,
     nonce: str,
     method: str,
-    path: str,
+    path: str | bytes,
     query: str | bytes,
     content_type: str,
     body: bytes,
@@ -100,7 +106,7 @@ def sign_request(
     key_id: str,
     secret: str,
     method: str,
-    path: str,
+    path: str | bytes,
     query: str | bytes = "",
     content_type: str = "",
     body: bytes = b"",

@@ -73,7 +73,7 @@ async def search_diamonds(
             "Ask for a smaller page and follow next_cursor.",
         )
     try:
-        after = cursors.decode(query, query.cursor) if query.cursor else None
+        after = cursors.decode(query, query.cursor, await state.server_keys()) if query.cursor else None
     except cursors.InvalidCursor as exc:
         raise Problem(
             400,
@@ -109,7 +109,7 @@ async def _search(state: ApiState, query: DiamondSearch, limit: int, after: Posi
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_cursor = cursors.encode(query, last["sort_value"], last["diamond_id"])
+            next_cursor = cursors.encode(query, last["sort_value"], last["diamond_id"], await state.server_keys())
         elif after is None:
             # The first page holds every match: that is the exact count, no counting needed.
             state.counts.put(matches_key, (len(rows), False))

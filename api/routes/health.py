@@ -59,11 +59,10 @@ async def metrics(request: Request) -> Response:
     instead, compared in constant time. Without API_METRICS_TOKEN the route does not exist (404)."""
     token = state_of(request).settings.api_metrics_token
     if token is None:
-        raise Problem(
-            404, "not-found", "Not found", "Metrics are off.", "Set API_METRICS_TOKEN to serve /api/metrics."
-        )
-    given = request.headers.get("authorization", "").removeprefix("Bearer ")
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise Problem(404, "not-found", "Not found", "Metrics are off.", "Set API_METRICS_TOKEN to serve /api/metrics.")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); a bare token without it is refused like a wrong one.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise Problem(
             401,
             "unauthenticated",

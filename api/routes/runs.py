@@ -17,15 +17,16 @@ from typing import Annotated, Any, Literal
 import azure.durable_functions as df
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.auth import AdminCaller, state_of
 from api.durable import DurableClient
 from api.encoding import JsonResponse, encode
 from api.problems import Problem
 from orchestrators.triggers import start_run as start_run_of
-from shared.catalogue.query import Feed
+from shared.feed.registry import FeedName
 from shared.sync import control
+from shared.text import SafeText
 
 router = APIRouter(prefix="/api/v1/runs", tags=["operations"])
 letters = APIRouter(prefix="/api/v1/dead-letters", tags=["operations"])
@@ -61,14 +62,14 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    feed: Feed
+    feed: FeedName
     kind: Literal["full", "incremental"] = "full"
 
 
 class CancelRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = "cancelled by an operator"
+    reason: Annotated[SafeText, StringConstraints(min_length=1, max_length=500)] = "cancelled by an operator"
 
 
 def _conflict(detail: str, hint: str) -> Problem:
@@ -130,7 +131,7 @@ async def _await_run_row(request: Request, run_id: uuid.UUID) -> dict[str, Any] 
 async def list_runs(
     request: Request,
     principal: AdminCaller,
-    feed: Feed | None = None,
+    feed: FeedName | None = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:

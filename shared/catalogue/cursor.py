@@ -1,8 +1,10 @@
 """Opaque keyset cursors: the last row's sort value and id, bound to the search that issued them.
 
-A cursor is base64url JSON. It is not secret (it only names a position), but it is checked like any
-other input: a cursor from another search, or one that does not decode to the sort column's type,
-is refused with a clear message rather than silently restarting the walk.
+A cursor is `<key version>.<base64url JSON>.<base64url MAC>`. It is not secret (it only names a
+position), but only the API can make one: the MAC, under a server key (shared/access/server_keys.py),
+covers the JSON, which carries the search's fingerprint, so a cursor from another search, an edited
+one or a minted one is refused. The value is also checked against its column's type and range,
+so even a cursor signed by a key that leaked cannot make PostgreSQL fail.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.access.server_keys import ServerKeys
 from shared.catalogue.query import SORT_COLUMNS, DiamondSearch
+
+_MALFORMED = "cursor is malformed; use next_cursor exactly as returned"
+# What each sort column's SQL type holds: numeric(7, 2) carats, bigint money, smallint ranks.
+_INT_RANGE = {"price_cents": 2**63 - 1, "price_per_carat_cents": 2**63 - 1, "color": 2**15 - 1, "clarity": 2**15 - 1}
+_CARATS_MAX = Decimal("99999.99")
 
 
 class InvalidCursor(ValueError):
@@ -31,33 +39,56 @@ class Position:
     diamond_id: uuid.UUID
 
 
-def encode(search: DiamondSearch, value: Any, diamond_id: uuid.UUID) -> str:
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode(search: DiamondSearch, value: Any, diamond_id: uuid.UUID, keys: ServerKeys) -> str:
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    document = {"f": search.fingerprint(), "v": text, "id": str(diamond_id)}
-    return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+    document = json.dumps({"f": search.fingerprint(), "v": text, "id": str(diamond_id)}, separators=(",", ":"))
+    payload = document.encode()
+    version = keys.signing_version
+    return f"{version}.{_b64(payload)}.{_b64(keys.tag(payload, version))}"
 
 
-def decode(search: DiamondSearch, cursor: str) -> Position:
+def decode(search: DiamondSearch, cursor: str, keys: ServerKeys) -> Position:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        document = json.loads(raw)
+        version_text, payload_text, tag_text = cursor.split(".")
+        version, payload, tag = int(version_text), _unb64(payload_text), _unb64(tag_text)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidCursor(_MALFORMED) from exc
+    if not keys.verify(payload, version, tag):
+        raise InvalidCursor("cursor was not issued by this API, or has expired with a key rotation; search again")
+    try:
+        document = json.loads(payload)
         fingerprint, text, diamond_id = document["f"], document["v"], uuid.UUID(document["id"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("cursor is malformed; use next_cursor exactly as returned") from exc
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor(_MALFORMED) from exc
     if fingerprint != search.fingerprint():
         raise InvalidCursor("cursor belongs to a search with other filters or another sort")
-    kind = SORT_COLUMNS[search.sort_column]
     try:
-        if kind is int:
-            value: Any = int(text)
-        elif kind is Decimal:
-            value = Decimal(text)
-            if not value.is_finite():
-                raise InvalidOperation
-        else:
-            value = datetime.fromisoformat(text)
-            if value.tzinfo is None:
-                raise ValueError("naive timestamp")
+        return Position(_value(search.sort_column, text), diamond_id)
     except (ValueError, InvalidOperation, TypeError) as exc:
-        raise InvalidCursor("cursor is malformed; use next_cursor exactly as returned") from exc
-    return Position(value, diamond_id)
+        raise InvalidCursor(_MALFORMED) from exc
+
+
+def _value(column: str, text: str) -> Any:
+    """The sort value as its column holds it; ValueError when the column could not hold it."""
+    kind = SORT_COLUMNS[column]
+    if kind is int:
+        value: Any = int(text)
+        if not -_INT_RANGE[column] <= value <= _INT_RANGE[column]:
+            raise ValueError(f"{column} out of range")
+    elif kind is Decimal:
+        value = Decimal(text)
+        if not value.is_finite() or abs(value) > _CARATS_MAX or value != value.quantize(Decimal("0.01")):
+            raise ValueError(f"{column} out of range")
+    else:
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            raise ValueError("naive timestamp")
+    return value

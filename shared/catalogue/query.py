@@ -11,12 +11,10 @@ import json
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.catalogue.vocabulary import Availability, Clarity, Color, Finish, Fluorescence, Lab, Shape
-from shared.feed.registry import FEEDS
-
-Feed = Literal[tuple(sorted(FEEDS))]  # type: ignore[valid-type]
+from shared.text import check_text
 
 # Sort keys: the column, and how a cursor carries its value.
 SORT_COLUMNS: dict[str, type] = {
@@ -30,7 +28,11 @@ SORT_COLUMNS: dict[str, type] = {
 SortKey = Literal[tuple(key for column in SORT_COLUMNS for key in (column, f"-{column}"))]  # type: ignore[valid-type]
 
 _MAX_VALUES = 30
-FancyColor = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=40)]
+FancyColor = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=40),
+    AfterValidator(check_text),
+]
 Cents = Annotated[int, Field(ge=0, le=10**12)]
 Carats = Annotated[Decimal, Field(ge=0, le=1000, max_digits=7, decimal_places=2)]
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=5, decimal_places=2)]
@@ -50,7 +52,6 @@ SETS = (
     "lab",
     "fancy_color",
     "availability",
-    "feed",
 )
 
 
@@ -83,7 +84,6 @@ class DiamondSearch(BaseModel):
     depth_percent_min: Percent | None = None
     depth_percent_max: Percent | None = None
     availability: list[Availability] = Field(default_factory=list, max_length=_MAX_VALUES)
-    feed: list[Feed] = Field(default_factory=list, max_length=_MAX_VALUES)
     include_delisted: bool = Field(default=False, description="also return stones no longer in the feed")
     sort: SortKey = Field(default="price_cents", description="column to sort by; '-' for descending")
     limit: int | None = Field(default=None, ge=1, le=1000, description="page size (the API caps it)")

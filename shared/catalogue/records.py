@@ -1,12 +1,14 @@
 """Which catalogue columns callers see. Cost, supplier identity and pricing internals never leave the
-database through the API: they would let a partner bypass us (OWASP API3, property-level access)."""
+database through the API: they would let a partner bypass us (OWASP API3, property-level access).
+
+Supplier identity includes the feed (its name is the supplier's) and the supplier's own stone id:
+`diamond_id` is the stone's only id outside the database, and `lab_grown` answers what a partner
+needs of the feed. docs/security.md lists what a partner sees."""
 
 from __future__ import annotations
 
 SLIM = (
     "diamond_id",
-    "feed",
-    "stone_id",
     "shape",
     "carats",
     "color",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from psycopg_pool import ConnectionPool
+from pydantic import AfterValidator, StringConstraints
 
 from shared.config import Settings
 from shared.feed.budget import PostgresRequestBudget
@@ -74,6 +76,17 @@ FEEDS: dict[str, FeedSpec] = {
 
 class UnknownFeed(KeyError):
     pass
+
+
+def _known_feed(name: str) -> str:
+    if name not in FEEDS:
+        raise ValueError(f"unknown feed {name!r}; known: {', '.join(sorted(FEEDS))}")
+    return name
+
+
+# A feed name as operators give it. Checked against the registry rather than declared as an enum, so
+# the public API document does not list the feeds: their names are the suppliers' (docs/security.md).
+FeedName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$"), AfterValidator(_known_feed)]
 
 
 def get_feed(name: str) -> FeedSpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import fake_keyvault
@@ -132,21 +133,112 @@ def test_keys_are_stored_only_as_hashes(search_key, database_url) -> None:
     assert hashlib.sha256(search_key.secret.encode()).hexdigest() in dump
 
 
-def test_failed_attempts_are_limited_per_ip(raw, search_key, api, database_url) -> None:
-    api.app.state.api.settings = api.settings.model_copy(update={"api_auth_failure_burst": 3})
-    statuses = [send(raw, signed(search_key, timestamp=1)).status_code for _ in range(5)]
+def wrong(key):
+    """A header with `key`'s id and a signature under another secret: what anyone who saw the id can send."""
+    return {
+        "Authorization": sign_request(
+            key_id=key.key_id, secret="not-" + key.secret, method="GET", path=PATH, query="limit=1"
+        ).header()
+    }
+
+
+def from_address(headers: dict[str, str], address: str) -> dict[str, str]:
+    return {**headers, "X-Forwarded-For": address}
+
+
+def test_failures_are_limited_per_address_and_never_lock_out_a_correct_signature(
+    raw, search_key, api, database_url
+) -> None:
+    # One failure a second refills the budget: the attacker in the finding kept it spent at that pace.
+    api.app.state.api.settings = api.settings.model_copy(
+        update={"api_auth_failure_burst": 3, "api_auth_failures_per_minute": 60, "api_trust_forwarded_for": True}
+    )
+    attacker, victim = "203.0.113.7", "198.51.100.9"
+    statuses = [send(raw, from_address(wrong(search_key), attacker)).status_code for _ in range(25)]
     assert statuses[:3] == [401, 401, 401]
-    assert statuses[3:] == [429, 429]
-    # blocked: a correct signature now gets the same 429, so guessing right teaches nothing
-    blocked = send(raw, signed(search_key))
-    assert blocked.status_code == 429
-    assert blocked.json()["type"] == "urn:caratflow:problem:too-many-failures"
-    # Operators are told once per blocked caller (per hour), not once per refused request.
+    assert set(statuses[3:]) == {429}
+    # The key's owner, elsewhere, is not refused; nor is a correct signature from the failing address.
+    assert send(raw, from_address(signed(search_key), victim)).status_code == 200
+    assert send(raw, from_address(signed(search_key), attacker)).status_code == 200
+    refused = send(raw, from_address(wrong(search_key), attacker))
+    assert refused.status_code == 429
+    assert refused.json()["type"] == "urn:caratflow:problem:too-many-failures"
+    # Retry-After is the real wait: one interval (1 s) here, not a fixed minute...
+    wait = int(refused.headers["Retry-After"])
+    assert 1 <= wait <= 2
+    # ...and after it, a failure is answered as a failure again (401), not still blocked.
+    time.sleep(wait + 0.1)
+    assert_401(send(raw, from_address(wrong(search_key), attacker)))
+    # A failing victim address is counted on its own.
+    assert_401(send(raw, from_address(wrong(search_key), victim)))
+    # Operators hear of the refused address and of the key under attack, once each (per hour).
     with psycopg.connect(database_url) as conn:
         events = conn.execute(
-            "SELECT subject, details->>'key_id' FROM notification_events WHERE event_kind = 'auth_blocked'"
+            """SELECT subject, details->>'key_id', details->>'enforced' FROM notification_events
+               WHERE event_kind = 'auth_blocked' ORDER BY subject"""
         ).fetchall()
-    assert sorted(events) == [("ip:127.0.0.1", search_key.key_id), (f"key:{search_key.key_id}", search_key.key_id)]
+    assert events == [
+        (f"ip:{attacker}", search_key.key_id, "true"),
+        (f"key:{search_key.key_id}", search_key.key_id, "false"),
+    ]
+
+
+def test_a_repeated_authorization_or_content_type_header_is_refused(raw, search_key) -> None:
+    one, other = signed(search_key)["Authorization"], signed(search_key)["Authorization"]
+    for headers in (
+        [("Authorization", one), ("Authorization", other)],
+        [("Authorization", one), ("Authorization", one)],
+    ):
+        response = raw.get(f"{PATH}?limit=1", headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "urn:caratflow:problem:repeated-header"
+    response = raw.get(
+        f"{PATH}?limit=1", headers=[("Authorization", one), ("Content-Type", "a/b"), ("Content-Type", "c/d")]
+    )
+    assert response.status_code == 400
+    # the single-header request with the same signature is still unused, so it passes
+    assert send(raw, {"Authorization": one}).status_code == 200
+
+
+def test_a_key_without_the_scope_spends_no_budget_and_stores_no_nonce(raw, search_key, database_url) -> None:
+    body = b'{"feed": "nivoda-natural"}'
+    headers = {
+        **signed(search_key, method="POST", path="/api/v1/runs", query="", body=body, content_type="application/json"),
+        "Content-Type": "application/json",
+    }
+    response = send(raw, headers, method="POST", path="/api/v1/runs", query="", body=body)
+    assert response.status_code == 403
+    with psycopg.connect(database_url) as conn:
+        budgets = [row[0] for row in conn.execute("SELECT budget FROM rate_budgets").fetchall()]
+        nonces = conn.execute("SELECT count(*) FROM api_nonces").fetchone()[0]
+    assert not [name for name in budgets if name.startswith("api:mutation:")]
+    assert nonces == 0
+
+
+def test_refused_requests_write_a_bounded_number_of_rows(raw, search_key, api, database_url) -> None:
+    api.app.state.api.settings = api.settings.model_copy(
+        update={"api_search_burst": 5, "api_search_rate_per_minute": 1}
+    )
+
+    def counts() -> tuple[int, int]:
+        with psycopg.connect(database_url) as conn:
+            return (
+                conn.execute("SELECT count(*) FROM rate_budgets").fetchone()[0],
+                conn.execute("SELECT count(*) FROM api_nonces").fetchone()[0],
+            )
+
+    before = counts()
+    statuses = Counter()
+    for n in range(1000):  # a fresh, well-formed, unknown key id each time
+        forged = sign_request(key_id=f"ck{n:016x}", secret="guess", method="GET", path=PATH, query="limit=1")
+        statuses[send(raw, {"Authorization": forged.header()}).status_code] += 1
+    for _ in range(1000):  # correctly signed, far over the search budget
+        statuses[send(raw, signed(search_key)).status_code] += 1
+    budgets, nonces = (after - was for after, was in zip(counts(), before, strict=True))
+    assert statuses[200] == 5  # the burst; everything else refused
+    assert statuses[401] + statuses[429] == 1995
+    assert budgets <= 2  # this address's failure budget and the client's search budget
+    assert nonces == 5  # only admitted requests keep their nonce
 
 
 def test_secrets_from_key_vault(api_settings, database_url, pool, monkeypatch) -> None:

@@ -58,6 +58,8 @@ def test_fields_choose_slim_or_full_records_and_never_costs(client, catalogue) -
     assert list(full) == list(records.FULL)
     assert "cost_cents" not in full
     assert "supplier_name" not in full
+    # Supplier identity: the feed is named after the supplier, stone_id is the supplier's own id.
+    assert not {"feed", "stone_id"} & set(full)
     assert isinstance(slim["price_cents"], int)
     assert isinstance(slim["carats"], str)
 
@@ -72,7 +74,7 @@ def test_one_stone_and_its_price_history(client, catalogue, database_url) -> Non
                 (row["diamond_id"], row["last_seen_run_id"], old, new, minute),
             )
     stone = client.diamond(str(row["diamond_id"]))
-    assert stone["stone_id"] == row["stone_id"]
+    assert stone["diamond_id"] == str(row["diamond_id"])
     assert stone["price_cents"] == row["price_cents"]
     history = client.price_history(str(row["diamond_id"]))["data"]
     assert [(h["old_price_cents"], h["new_price_cents"]) for h in history] == [(1500, 1200), (1000, 1500), (None, 1000)]

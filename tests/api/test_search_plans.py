@@ -11,6 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 from search_cases import FILTERS, SORTS, ids, listed
 
+from shared.access import server_keys
 from shared.catalogue import cursor as cursors
 from shared.catalogue import search
 from shared.catalogue.query import DiamondSearch
@@ -26,8 +27,9 @@ def walk(conn: psycopg.Connection, query: DiamondSearch, expected_rows: int | No
         found += [str(r["diamond_id"]) for r in rows[:37]]
         if len(rows) <= 37:
             return found
-        token = cursors.encode(query, rows[36]["sort_value"], rows[36]["diamond_id"])
-        after = cursors.decode(query, token)
+        keys = server_keys.load(conn)
+        token = cursors.encode(query, rows[36]["sort_value"], rows[36]["diamond_id"], keys)
+        after = cursors.decode(query, token, keys)
 
 
 @pytest.mark.parametrize("form", [WALK, FILTER_FIRST], ids=["walk", "filter-first"])

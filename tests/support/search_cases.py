@@ -42,7 +42,6 @@ FILTERS = [
     ({"table_percent_min": "55", "table_percent_max": "60"}, lambda r: 55 <= r["table_percent"] <= 60),
     ({"depth_percent_min": "60", "depth_percent_max": "62.5"}, lambda r: 60 <= r["depth_percent"] <= Decimal("62.5")),
     ({"availability": ["on_hold", "memo"]}, lambda r: r["availability"] in ("on_hold", "memo")),
-    ({"feed": ["nivoda-labgrown"]}, lambda r: r["feed"] == "nivoda-labgrown"),
     (
         {"shape": ["ROUND"], "carats_min": "1", "color": ["G", "H"], "lab_grown": "false"},
         lambda r: r["shape"] == "ROUND" and r["carats"] >= 1 and r["color"] in ("G", "H") and not r["lab_grown"],
