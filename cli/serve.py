@@ -2,6 +2,7 @@
 
 On SIGTERM or Ctrl-C the server first drains: /api/ready answers 503 for --drain-seconds so a load
 balancer stops sending traffic, then in-flight requests finish and the process exits.
+Request heads are limited in size and time here (api/request_head.py), as Azure's front end limits them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def run(
     """Serve the API; with `local_host`, also run orchestrations in this process (the operator routes
     start runs through its client, as Azure's do through the durable binding)."""
     from api.app import create_app
+    from api.request_head import http_protocol
 
     url = url or prepare(settings)
     with contextlib.ExitStack() as stack:
@@ -90,7 +92,15 @@ def run(
             runtime = stack.enter_context(LocalRuntime(settings))
             durable = AsyncLocalClient(runtime.client)
         app = create_app(settings, url=url, durable=durable)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http=http_protocol(settings),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
         DrainingServer(config, drain_seconds).run(sockets=sockets)
 
 

@@ -8,8 +8,10 @@ import time
 import uvicorn
 
 
-def serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+def serve(app, port: int, **options) -> tuple[uvicorn.Server, threading.Thread]:
+    """`options` go to uvicorn.Config as they are, e.g. `http=` for the protocol `caratflow serve` uses."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
