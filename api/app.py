@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.middleware import EdgeMiddleware
-from api.routes import diamonds, health, runs
+from api.routes import diamonds, health, media, runs
 from api.state import ApiState
 from shared import logs
 from shared.config import Settings
@@ -56,6 +56,7 @@ def create_app(
     problems.install(app)
     app.include_router(health.router)
     app.include_router(diamonds.router)
+    app.include_router(media.router)
     app.include_router(runs.router)
     app.include_router(runs.letters)
     if settings.cors_origins:

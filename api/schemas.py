@@ -7,12 +7,19 @@ binary floats; money is integer cents.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 DecimalText = Annotated[str, Field(pattern=r"^-?\d+(\.\d+)?$", examples=["1.01"])]
+MediaLink = Annotated[
+    str | None,
+    Field(
+        pattern=r"^(https?://[^/]+)?/api/media/[0-9]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+        description="caratflow media link (GET, unsigned), valid for about a day; null when the stone has none",
+    ),
+]
 
 
 class DiamondSlim(BaseModel):
@@ -32,7 +39,7 @@ class DiamondSlim(BaseModel):
     price_cents: int
     price_per_carat_cents: int
     availability: str
-    image_url: str | None
+    image_url: MediaLink
     listed_at: datetime
     delisted_at: datetime | None
 
@@ -60,9 +67,8 @@ class DiamondFull(DiamondSlim):
     crown_height: DecimalText | None
     pavilion_angle: DecimalText | None
     pavilion_depth: DecimalText | None
-    certificate_url: str | None
-    video_url: str | None
-    v360_url: str | None
+    video_url: MediaLink
+    has_v360: bool = Field(description="the supplier has a 360 viewer for the stone (not shared with partners)")
     delivery_min_days: int | None
     delivery_max_days: int | None
     return_window_days: int | None
@@ -97,5 +103,13 @@ class PriceHistory(BaseModel):
     dataset_version: int
 
 
+class Checks(BaseModel):
+    database: Literal["up", "down"]
+    secret_store: Literal["up", "down"] = Field(description="Key Vault, or the local secrets file")
+
+
 class Health(BaseModel):
-    status: str
+    status: Literal["ok", "ready", "unready", "draining"] = Field(
+        description="ok: the process answers (/api/health); ready, unready or draining (/api/ready)"
+    )
+    checks: Checks | None = Field(default=None, description="/api/ready: each dependency, up or down")

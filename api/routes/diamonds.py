@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,7 +16,7 @@ from api.problems import Problem
 from api.schemas import DiamondFull, PriceHistory, SearchPage
 from api.state import ApiState
 from shared.catalogue import cursor as cursors
-from shared.catalogue import search
+from shared.catalogue import media, search
 from shared.catalogue.cursor import Position
 from shared.catalogue.query import DiamondSearch
 
@@ -33,23 +34,26 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _etag(principal: Principal) -> str:
-    return f'W/"ds-{principal.dataset_version}"'
+def _etag(principal: Principal, links_epoch: int | None) -> str:
+    # Answers with media links change with the links' clock too, so a 304 never extends an old body's
+    # links beyond their expiry (shared/catalogue/media.py).
+    links = "" if links_epoch is None else f"-m{links_epoch}"
+    return f'W/"ds-{principal.dataset_version}{links}"'
 
 
-def _not_modified(request: Request, principal: Principal) -> Response | None:
+def _not_modified(request: Request, principal: Principal, links_epoch: int | None) -> Response | None:
     """304 when the caller already holds this dataset version's answer."""
-    etag = _etag(principal)
+    etag = _etag(principal, links_epoch)
     given = request.headers.get("if-none-match", "")
     if given and (given.strip() == "*" or etag in [tag.strip() for tag in given.split(",")]):
-        return Response(status_code=304, headers=_cache_headers(request, principal))
+        return Response(status_code=304, headers=_cache_headers(request, principal, links_epoch))
     return None
 
 
-def _cache_headers(request: Request, principal: Principal) -> dict[str, str]:
+def _cache_headers(request: Request, principal: Principal, links_epoch: int | None) -> dict[str, str]:
     # private: answers are per client; no-cache: revalidate every time, which costs one 304.
     return {
-        "ETag": _etag(principal),
+        "ETag": _etag(principal, links_epoch),
         "Cache-Control": "private, no-cache",
         "Vary": "Authorization",
         **getattr(request.state, "rate_limit_headers", {}),
@@ -60,7 +64,9 @@ def _cache_headers(request: Request, principal: Principal) -> dict[str, str]:
 async def search_diamonds(
     request: Request, principal: SearchCaller, query: Annotated[DiamondSearch, Query()]
 ) -> Response:
-    if (cached := _not_modified(request, principal)) is not None:
+    now = time.time()
+    links_epoch = media.epoch(now)
+    if (cached := _not_modified(request, principal, links_epoch)) is not None:
         return cached
     state = state_of(request)
     limit = query.limit or state.settings.api_page_size_default
@@ -85,15 +91,19 @@ async def search_diamonds(
     version = principal.dataset_version
     # The whole answer is a function of the dataset version and the query, so it is kept per version:
     # a storefront's popular first pages cost one query per catalogue change, not one per visitor.
-    answer_key = (version, query.model_dump_json(), limit)
+    # Its media links expire, so it is also kept per tick of their clock: within the tick they were
+    # minted in, they have at least media.TOKEN_SECONDS to run.
+    answer_key = (version, f"{links_epoch}:{query.model_dump_json()}", limit)
     body = state.answers.get(answer_key)
     if body is None:
-        body = await _search(state, query, limit, after, version)
+        body = await _search(state, query, limit, after, version, now)
         state.answers.put(answer_key, body)
-    return Response(body, media_type="application/json", headers=_cache_headers(request, principal))
+    return Response(body, media_type="application/json", headers=_cache_headers(request, principal, links_epoch))
 
 
-async def _search(state: ApiState, query: DiamondSearch, limit: int, after: Position | None, version: int) -> bytes:
+async def _search(
+    state: ApiState, query: DiamondSearch, limit: int, after: Position | None, version: int, now: float
+) -> bytes:
     matches_key = (version, query.fingerprint())
     pool = await state.db()
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -116,6 +126,7 @@ async def _search(state: ApiState, query: DiamondSearch, limit: int, after: Posi
         count, estimated = await _count(state, cur, query, matches_key, expected)
     for row in rows:
         del row["sort_value"]
+    media.attach_links(rows, await state.server_keys(), now, state.settings.api_public_url)
     body = {
         "data": rows,
         "page": {"limit": limit, "next_cursor": next_cursor, "count": count, "count_is_estimate": estimated},
@@ -147,12 +158,16 @@ async def _count(
 async def get_diamond(
     request: Request, principal: SearchCaller, diamond_id: UUID, include_delisted: bool = False
 ) -> Response:
-    if (cached := _not_modified(request, principal)) is not None:
+    now = time.time()
+    links_epoch = media.epoch(now)
+    if (cached := _not_modified(request, principal, links_epoch)) is not None:
         return cached
     row = await _one(request, search.by_id(), diamond_id)
     if row is None or (row["delisted_at"] is not None and not include_delisted):
         raise _unknown(diamond_id)
-    return JsonResponse(row, headers=_cache_headers(request, principal))
+    state = state_of(request)
+    media.attach_links([row], await state.server_keys(), now, state.settings.api_public_url)
+    return JsonResponse(row, headers=_cache_headers(request, principal, links_epoch))
 
 
 @router.get(
@@ -162,7 +177,7 @@ async def get_diamond(
     summary="Price changes of one stone, newest first",
 )
 async def price_history(request: Request, principal: SearchCaller, diamond_id: UUID) -> Response:
-    if (cached := _not_modified(request, principal)) is not None:
+    if (cached := _not_modified(request, principal, None)) is not None:
         return cached
     if await _one(request, "SELECT 1 AS found FROM diamonds WHERE diamond_id = %s", diamond_id) is None:
         raise _unknown(diamond_id)
@@ -170,7 +185,7 @@ async def price_history(request: Request, principal: SearchCaller, diamond_id: U
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = await (await cur.execute(search.price_history(), (diamond_id,))).fetchall()
     body = {"diamond_id": diamond_id, "data": rows, "dataset_version": principal.dataset_version}
-    return JsonResponse(body, headers=_cache_headers(request, principal))
+    return JsonResponse(body, headers=_cache_headers(request, principal, None))
 
 
 async def _one(request: Request, statement: Any, diamond_id: UUID) -> dict[str, Any] | None:

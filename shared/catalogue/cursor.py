@@ -1,6 +1,6 @@
 """Opaque keyset cursors: the last row's sort value and id, bound to the search that issued them.
 
-A cursor is `<key version>.<base64url JSON>.<base64url MAC>`. It is not secret (it only names a
+A cursor is a server-key token (`ServerKeys.seal`) around a JSON document. It is not secret (it only names a
 position), but only the API can make one: the MAC, under a server key (shared/access/server_keys.py),
 covers the JSON, which carries the search's fingerprint, so a cursor from another search, an edited
 one or a minted one is refused. The value is also checked against its column's type and range,
@@ -9,8 +9,6 @@ so even a cursor signed by a key that leaked cannot make PostgreSQL fail.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from dataclasses import dataclass
@@ -18,9 +16,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shared.access.server_keys import ServerKeys
+from shared.access.server_keys import InvalidToken, MalformedToken, ServerKeys
 from shared.catalogue.query import SORT_COLUMNS, DiamondSearch
 
+PURPOSE = b"cursor"
 _MALFORMED = "cursor is malformed; use next_cursor exactly as returned"
 # What each sort column's SQL type holds: numeric(7, 2) carats, bigint money, smallint ranks.
 _INT_RANGE = {"price_cents": 2**63 - 1, "price_per_carat_cents": 2**63 - 1, "color": 2**15 - 1, "clarity": 2**15 - 1}
@@ -39,30 +38,21 @@ class Position:
     diamond_id: uuid.UUID
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def encode(search: DiamondSearch, value: Any, diamond_id: uuid.UUID, keys: ServerKeys) -> str:
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     document = json.dumps({"f": search.fingerprint(), "v": text, "id": str(diamond_id)}, separators=(",", ":"))
-    payload = document.encode()
-    version = keys.signing_version
-    return f"{version}.{_b64(payload)}.{_b64(keys.tag(payload, version))}"
+    return keys.seal(PURPOSE, document.encode())
 
 
 def decode(search: DiamondSearch, cursor: str, keys: ServerKeys) -> Position:
     try:
-        version_text, payload_text, tag_text = cursor.split(".")
-        version, payload, tag = int(version_text), _unb64(payload_text), _unb64(tag_text)
-    except (ValueError, binascii.Error) as exc:
+        payload = keys.unseal(PURPOSE, cursor)
+    except MalformedToken as exc:
         raise InvalidCursor(_MALFORMED) from exc
-    if not keys.verify(payload, version, tag):
-        raise InvalidCursor("cursor was not issued by this API, or has expired with a key rotation; search again")
+    except InvalidToken as exc:
+        raise InvalidCursor(
+            "cursor was not issued by this API, or has expired with a key rotation; search again"
+        ) from exc
     try:
         document = json.loads(payload)
         fingerprint, text, diamond_id = document["f"], document["v"], uuid.UUID(document["id"])

@@ -3,7 +3,12 @@ database through the API: they would let a partner bypass us (OWASP API3, proper
 
 Supplier identity includes the feed (its name is the supplier's) and the supplier's own stone id:
 `diamond_id` is the stone's only id outside the database, and `lab_grown` answers what a partner
-needs of the feed. docs/security.md lists what a partner sees."""
+needs of the feed. docs/security.md lists what a partner sees.
+
+Supplier identity also includes its media URLs, which name its host: they never leave the database
+either. `image_url` and `video_url` are selected as "has one" booleans and become caratflow media
+links (shared/catalogue/media.py); the 360 viewer is only `has_v360`; the certificate is `lab` and
+`certificate_number` (docs/media.md says why)."""
 
 from __future__ import annotations
 
@@ -52,9 +57,8 @@ FULL = (
     "crown_height",
     "pavilion_angle",
     "pavilion_depth",
-    "certificate_url",
     "video_url",
-    "v360_url",
+    "has_v360",
     "delivery_min_days",
     "delivery_max_days",
     "return_window_days",

@@ -40,6 +40,13 @@ _STEERED_BY = {
 }
 
 Statement = tuple[sql.Composed, dict[str, Any]]
+# Fields computed from supplier media URLs, which stay in the database (shared/catalogue/media.py):
+# the API turns image_url and video_url into its own links.
+_COMPUTED = {
+    "image_url": sql.SQL("image_url IS NOT NULL"),
+    "video_url": sql.SQL("video_url IS NOT NULL"),
+    "has_v360": sql.SQL("v360_url IS NOT NULL"),
+}
 
 
 def _where(search: DiamondSearch) -> tuple[list[sql.Composable], dict[str, Any]]:
@@ -107,7 +114,7 @@ def page(search: DiamondSearch, limit: int, after: Position | None, expected_row
         "SELECT {fields}, {column} AS sort_value FROM {source} "
         "ORDER BY {column} {direction}, diamond_id {direction} LIMIT {limit}"
     ).format(
-        fields=sql.SQL(", ").join(map(sql.Identifier, fields)),
+        fields=_columns(fields),
         column=column,
         source=source,
         direction=direction,
@@ -159,12 +166,20 @@ def plan_rows(explain_output: Any) -> int:
 
 
 def _columns(names: tuple[str, ...]) -> sql.Composable:
-    return sql.SQL(", ").join(map(sql.Identifier, names))
+    return sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(_COMPUTED[name], sql.Identifier(name)) if name in _COMPUTED else sql.Identifier(name)
+        for name in names
+    )
 
 
 def by_id() -> sql.Composed:
     """One stone, every field callers may see (parameter: diamond_id)."""
     return sql.SQL("SELECT {} FROM diamonds WHERE diamond_id = %s").format(_columns(records.FULL))
+
+
+def media_url(column: str) -> sql.Composed:
+    """A stone's supplier media URL, for the media proxy only (parameter: diamond_id)."""
+    return sql.SQL("SELECT {} AS url FROM diamonds WHERE diamond_id = %s").format(sql.Identifier(column))
 
 
 def price_history(limit: int = 1000) -> sql.Composed:

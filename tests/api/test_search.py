@@ -60,6 +60,9 @@ def test_fields_choose_slim_or_full_records_and_never_costs(client, catalogue) -
     assert "supplier_name" not in full
     # Supplier identity: the feed is named after the supplier, stone_id is the supplier's own id.
     assert not {"feed", "stone_id"} & set(full)
+    # Supplier media URLs name its host: links through caratflow, or a flag (tests/api/test_media.py).
+    assert not {"v360_url", "certificate_url"} & set(full)
+    assert isinstance(full["has_v360"], bool)
     assert isinstance(slim["price_cents"], int)
     assert isinstance(slim["carats"], str)
 
