@@ -36,6 +36,7 @@ def test_the_previous_key_still_verifies_and_a_rotated_out_one_does_not() -> Non
         # A 16-byte tag leaves 4 unused bits in its last character: set one, same bytes, other spelling.
         lambda t: t[:-1] + {"A": "B", "Q": "R", "g": "h", "w": "x"}[t[-1]],
         lambda t: t + "\x00",
+        lambda t: t + "\n",  # `$` would let it through
         lambda t: t + "." + t,
         lambda t: "2." + "A" * 3000 + ".AAAA",
     ],

@@ -25,7 +25,7 @@ TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits: forging one takes ~2^128 tr
 MAX_TOKEN_CHARS = 2048
 # ASCII only and canonical: Python's int() takes other scripts' digits and base64 skips stray
 # characters, so without this many strings would decode to one token.
-_TOKEN = re.compile(r"^([0-9]{1,9})\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)$")
+_TOKEN = re.compile(r"([0-9]{1,9})\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]+)")
 LOAD_SQL = "SELECT key_version, secret FROM api_server_keys ORDER BY key_version DESC LIMIT 2"  # VERIFYING
 
 
@@ -64,7 +64,7 @@ class ServerKeys:
 
     def unseal(self, purpose: bytes, token: str) -> bytes:
         """The payload of a token `seal` made for `purpose`; InvalidToken (MalformedToken) for anything else."""
-        match = _TOKEN.match(token) if len(token) <= MAX_TOKEN_CHARS else None
+        match = _TOKEN.fullmatch(token) if len(token) <= MAX_TOKEN_CHARS else None
         if match is None:
             raise MalformedToken("malformed")
         try:

@@ -219,6 +219,7 @@ def test_forged_edited_expired_and_foreign_tokens_are_404(raw, client, database_
         "1.AAAA.BBBB%0D%0AX-Injected:%201",
         "..%2F..%2Fetc%2Fpasswd",
         "1.AAA=.BBBB",
+        "1.AAAA.BBBB%0A",
     ],
 )
 def test_hostile_tokens_are_refused_never_5xx(raw, stones, path):
