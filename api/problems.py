@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db.pools import unavailable
 from shared.logs import correlation_id
 
 log = logging.getLogger("caratflow.api")
 MEDIA_TYPE = "application/problem+json"
+# After a database outage the pool reconnects within a second or two (shared/db/pools.py).
+RETRY_AFTER_SECONDS = 2
 
 
 class Problem(Exception):
@@ -98,6 +102,28 @@ def install(app: FastAPI) -> None:
         return problem_response(
             Problem(exc.status_code, slug, title, str(exc.detail), hint, headers=dict(exc.headers or {}))
         )
+
+    # psycopg_pool's errors (PoolTimeout, TooManyRequests, PoolClosed) are OperationalErrors too.
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        if not unavailable(exc):
+            raise exc  # not an outage but a bug of ours: api/middleware.py logs it and answers 500
+        log.warning(
+            "database unavailable", extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        )
+        return problem_response(database_unavailable())
+
+
+def database_unavailable() -> Problem:
+    # What failed stays in the log: the caller learns only that retrying later is the remedy.
+    return Problem(
+        503,
+        "database-unavailable",
+        "Service unavailable",
+        "The catalogue database cannot be reached right now.",
+        "Retry after the seconds in Retry-After; /api/ready shows when the service is back.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def internal_error() -> Problem:

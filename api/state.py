@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
+from api.readiness import Readiness
 from shared import telemetry
 from shared.access import server_keys
 from shared.access.server_keys import ServerKeys
 from shared.config import Settings
 from shared.db.connect import connection_arguments
+from shared.db.pools import AsyncPool, pool_options
 from shared.secrets import CachedSecretStore
 
 log = logging.getLogger("caratflow.api")
@@ -87,7 +88,7 @@ class ApiState:
     settings: Settings
     database_url: str
     secrets: CachedSecretStore
-    pool: AsyncConnectionPool | None = None
+    pool: AsyncPool | None = None
     draining: bool = False
     # The local host's durable client under `caratflow serve`; in Azure the binding (api/durable.py).
     durable: Any = None
@@ -95,6 +96,7 @@ class ApiState:
     counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
     estimates: TtlCache[tuple[int, str], int] = field(init=False)
     answers: ByteBudgetCache[tuple[int, str, int]] = field(init=False)
+    readiness: Readiness = field(init=False)
     # Re-read a minute after use, so a rotation reaches every instance well within the overlap.
     _server_keys: TtlCache[str, ServerKeys] = field(default_factory=lambda: TtlCache(60, max_entries=1))
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -106,25 +108,30 @@ class ApiState:
         self.estimates = TtlCache(3600, max_entries=4096)
         # Whole search answers, keyed by dataset version and query (api/routes/diamonds.py).
         self.answers = ByteBudgetCache(self.settings.api_answer_cache_mb * 1024 * 1024)
+        self.readiness = Readiness(self)
 
     async def _connection_arguments(self) -> dict[str, Any]:
         # Off the event loop: with DATABASE_AUTH=entra this may fetch a token over the network.
         return await asyncio.to_thread(connection_arguments(self.settings, "caratflow-api"))
 
-    async def db(self) -> AsyncConnectionPool:
-        """The pool, opened on first use (the Functions host gives no reliable start-up hook)."""
+    async def db(self) -> AsyncPool:
+        """The pool, opened on first use (the Functions host gives no reliable start-up hook).
+
+        Not waiting for its first connection here: with the database down, each request then waits
+        DB_POOL_TIMEOUT_SECONDS for one and answers 503, and the pool connects once the database is back.
+        """
         if self.pool is None:
             async with self._lock:
                 if self.pool is None:
-                    pool = AsyncConnectionPool(
+                    pool = AsyncPool(
                         self.database_url,
-                        min_size=self.settings.db_pool_min_size,
-                        max_size=self.settings.db_pool_max_size,
+                        name="caratflow-api",
                         kwargs=self._connection_arguments,
                         configure=_configure,
                         open=False,
+                        **pool_options(self.settings),
                     )
-                    await pool.open(wait=True, timeout=30)
+                    await pool.open()
                     self.pool = pool
         return self.pool
 

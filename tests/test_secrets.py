@@ -451,3 +451,24 @@ def test_peek_answers_only_from_a_fresh_cache_entry(fake: fake_keyvault.FakeKeyV
     clock.now += 60
     assert cached.peek("client-21-hmac", version) is None  # expired: the caller must `get` again
     assert gets(fake, "client-21-hmac", version) == 1
+
+
+# --- reachability (/api/ready)
+
+
+def test_keyvault_ping_is_one_request_and_a_failure_is_not_retried(fake: fake_keyvault.FakeKeyVault) -> None:
+    store = open_vault(fake, retry_total=3)  # the client's own reads keep their retries
+    store.ping()  # the vault answers 404 for the probe's version: reachable, and readable by us
+    assert sum(fake.requests.values()) == 2  # the unauthenticated challenge, then the probe itself
+    fake.fail_next(503)
+    with pytest.raises(SecretStoreUnavailable, match="503"):
+        store.ping()
+    store.ping()
+
+
+def test_local_ping_accepts_a_missing_file_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.json"
+    LocalSecretStore(path).ping()
+    path.write_text("[]")
+    with pytest.raises(SecretStoreUnavailable, match="corrupt"):
+        LocalSecretStore(path).ping()

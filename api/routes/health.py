@@ -1,52 +1,42 @@
-"""`/api/health` (the process answers), `/api/ready` (it can serve: database reachable, not draining)
-and `/api/metrics` (Prometheus text).
+"""`/api/health` (the process answers), `/api/ready` (it can serve: not draining, and each dependency
+up, api/readiness.py) and `/api/metrics` (Prometheus text).
 
 Health and readiness are unauthenticated, for the platform's probes; neither reveals more than up or
-down. Metrics take a bearer token (see there).
+down (per dependency, by name; never an error text or a host). Metrics take a bearer token (see there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import state_of
-from api.problems import Problem
+from api.problems import RETRY_AFTER_SECONDS, Problem
 from api.schemas import Health
 from shared import telemetry
 
 router = APIRouter(prefix="/api", tags=["health"])
-log = logging.getLogger("caratflow.api")
-_READY_TIMEOUT_SECONDS = 2.0
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get("/health", response_model=Health, summary="Liveness")
 async def health() -> JSONResponse:
-    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return JSONResponse({"status": "ok"}, headers=_NO_STORE)
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
 async def ready(request: Request) -> JSONResponse:
     state = state_of(request)
     if state.draining:
-        return _unready("draining")
-    try:
-        async with asyncio.timeout(_READY_TIMEOUT_SECONDS):
-            pool = await state.db()
-            async with pool.connection() as conn:
-                await conn.execute("SELECT version FROM dataset_version")
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the cause goes to the log
-        log.warning("not ready: database check failed", extra={"error": repr(exc)})
-        return _unready("database unavailable")
-    return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
-
-
-def _unready(status: str) -> JSONResponse:
-    return JSONResponse({"status": status}, status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "5"})
+        return JSONResponse({"status": "draining"}, status_code=503, headers={**_NO_STORE, "Retry-After": "5"})
+    checks = await state.readiness.report()
+    if all(answer == "up" for answer in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks}, headers=_NO_STORE)
+    headers = {**_NO_STORE, "Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse({"status": "unready", "checks": checks}, status_code=503, headers=headers)
 
 
 @router.get(

@@ -22,6 +22,12 @@ def start(data_dir: Path) -> str:
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(data_dir, cleanup_mode=None)
+    if not (data_dir / "postmaster.pid").exists():
+        # pgserver hands back its handle of this data dir as it was, also after stop() (it asks psutil,
+        # which counts an unreaped postmaster as running): start the postmaster again, under the
+        # inter-process lock pgserver itself starts it under.
+        with server._lock:
+            server.ensure_postgres_running()
     log.info("embedded postgres ready", extra={"pg_dir": str(data_dir)})
     return server.get_uri()
 

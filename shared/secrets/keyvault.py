@@ -13,6 +13,9 @@ from azure.keyvault.secrets import SecretClient
 from shared.secrets.store import SecretNotFound, SecretStoreUnavailable, check_name, check_version
 
 CONTENT_TYPE = "application/vnd.caratflow.api-key-hmac"
+# A version no secret has (Key Vault's are random): reading it answers 404 from a vault that is up and
+# lets this identity read, and anything else from one that is not.
+_PROBE = ("caratflow-reachability-probe", "0" * 32)
 
 
 def _is_disabled(exc: HttpResponseError) -> bool:
@@ -82,6 +85,14 @@ class KeyVaultSecretStore:
         check_version(version)
         with _translated(f"secret {name} version {version}: disable"):
             self.client.update_secret_properties(name, version, enabled=False)
+
+    def ping(self) -> None:
+        try:
+            # No retries: a probe that retries hides the outage it is looking for.
+            with _translated("reachability probe"):
+                self.client.get_secret(*_PROBE, retry_total=0)
+        except SecretNotFound:
+            return  # the healthy answer
 
     def close(self) -> None:
         """Close the client's connections, and the credential's."""

@@ -69,6 +69,10 @@ class LocalSecretStore:
             entry["enabled"] = False
             self._write(document)
 
+    def ping(self) -> None:
+        # A missing file is a store with no keys yet; unreadable or corrupt raises SecretStoreUnavailable.
+        self._read()
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

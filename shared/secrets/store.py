@@ -57,6 +57,10 @@ class SecretStore(Protocol):
         """Make that version unreadable; SecretNotFound if unknown."""
         ...
 
+    def ping(self) -> None:
+        """Reach the store with one cheap read; SecretStoreUnavailable if it cannot be read now."""
+        ...
+
 
 @dataclass
 class _Flight:
@@ -158,6 +162,10 @@ class CachedSecretStore:
         finally:
             # Even a failed disable may have reached the store; re-reading is the safe side.
             self._forget((name, version))
+
+    def ping(self) -> None:
+        """Reach the backend itself, past the cache (readiness: api/readiness.py)."""
+        self.store.ping()
 
     def close(self) -> None:
         """Close the backend if it holds connections."""
