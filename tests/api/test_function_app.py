@@ -59,7 +59,7 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
     finally:
         functions._asgi = original
     assert response.status_code == 200
-    assert json.loads(response.get_body()) == {"status": "ready"}
+    assert json.loads(response.get_body()) == {"status": "ready", "checks": {"database": "up", "secret_store": "up"}}
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
     assert json.loads(missing.get_body())["correlation_id"] == "az-1"
