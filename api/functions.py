@@ -18,6 +18,8 @@ import azure.functions as func
 
 bp = df.Blueprint()
 durable_client: ContextVar[Any] = ContextVar("durable_client", default=None)
+# The path of the URL the host received, escapes intact; see `_SignedPath`.
+_request_path: ContextVar[bytes | None] = ContextVar("request_path", default=None)
 _middleware: func.AsgiMiddleware | None = None
 
 
@@ -26,8 +28,30 @@ def _asgi() -> func.AsgiMiddleware:
     if _middleware is None:
         from api.asgi import from_environment
 
-        _middleware = func.AsgiMiddleware(from_environment())
+        _middleware = func.AsgiMiddleware(_SignedPath(from_environment()))
     return _middleware
+
+
+def url_path(url: str) -> bytes:
+    """The path of `url` exactly as written: no urllib parsing, which drops TAB, CR and LF."""
+    after_scheme = url.split("://", 1)[-1]
+    path = "/" + after_scheme.split("/", 1)[1] if "/" in after_scheme else "/"
+    return path.split("?", 1)[0].split("#", 1)[0].encode("utf-8")
+
+
+class _SignedPath:
+    """Gives the app the request's path still percent-encoded as `raw_path`, which the signature covers
+    (api/auth.py `signed_path`). The SDK's scope sets `raw_path` to the DECODED path, under which
+    `a%0Ab` and `a%2525b` would verify as other paths."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw = _request_path.get()
+        if scope["type"] == "http" and raw is not None:
+            scope = {**scope, "raw_path": raw}
+        await self.app(scope, receive, send)
 
 
 @bp.route(
@@ -39,8 +63,9 @@ def _asgi() -> func.AsgiMiddleware:
 async def http_api(
     req: func.HttpRequest, context: func.Context, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    token = durable_client.set(client)
+    token, path = durable_client.set(client), _request_path.set(url_path(req.url))
     try:
         return await _asgi().handle_async(req, context)
     finally:
+        _request_path.reset(path)
         durable_client.reset(token)

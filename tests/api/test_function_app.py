@@ -13,6 +13,16 @@ import function_app
 from api import functions
 from local_host.host import indexed
 
+# What the host passes for a durableClient binding (the SDK turns it into a client object).
+BINDING = json.dumps(
+    {
+        "taskHubName": "caratflowtest",
+        "creationUrls": {},
+        "managementUrls": {},
+        "rpcBaseUrl": "http://127.0.0.1:17071/durabletask/",
+    }
+)
+
 
 @pytest.fixture
 def http_api(monkeypatch, database_url, tmp_path):
@@ -29,15 +39,7 @@ def http_api(monkeypatch, database_url, tmp_path):
 
 def test_http_function_serves_the_fastapi_app(http_api) -> None:
     seen = []
-    # What the host passes for a durableClient binding (the SDK turns it into a client object).
-    binding = json.dumps(
-        {
-            "taskHubName": "caratflowtest",
-            "creationUrls": {},
-            "managementUrls": {},
-            "rpcBaseUrl": "http://127.0.0.1:17071/durabletask/",
-        }
-    )
+    binding = BINDING
     original = functions._asgi
 
     def spy():
@@ -65,3 +67,45 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
     assert json.loads(missing.get_body())["correlation_id"] == "az-1"
     assert [client._orchestration_bindings.task_hub_name for client in seen] == ["caratflowtest"] * 2
     assert functions.durable_client.get() is None
+
+
+@pytest.mark.parametrize(
+    ("signed_for", "sent_to", "status"),
+    [
+        ("/api/v1/runs/a%0Ab", "/api/v1/runs/a%0Ab", 400),  # authenticated, then an invalid run id
+        ("/api/v1/runs/ab", "/api/v1/runs/a%0Ab", 401),  # the host's URL parsing would drop the LF
+        ("/api/v1/runs/a%25b", "/api/v1/runs/a%2525b", 401),  # decoded twice, these would be equal
+        ("/api/v1/runs/a%2525b", "/api/v1/runs/a%2525b", 400),
+    ],
+)
+def test_azure_requests_are_verified_over_the_path_as_sent(http_api, settings, tmp_path, signed_for, sent_to, status):
+    from caratflow_client.signing import sign_request
+    from shared.access import keys
+    from shared.db.connect import open_pool
+    from shared.secrets import open_secret_store
+
+    store = open_secret_store(settings.model_copy(update={"local_secrets_path": tmp_path / "secrets.json"}))
+    pool = open_pool(settings)
+    try:
+        issued = keys.create_key(pool, store, "ops", ["admin"])
+    finally:
+        pool.close()
+    signature = sign_request(key_id=issued.key_id, secret=issued.secret, method="GET", path=signed_for)
+    request = func.HttpRequest(
+        "GET", f"http://localhost{sent_to}", headers={"authorization": signature.header()}, body=b""
+    )
+    response = asyncio.run(http_api(req=request, context=None, client=BINDING))
+    assert response.status_code == status, response.get_body()
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("https://caratflow.example/api/v1/runs/a%0Ab?x=1", b"/api/v1/runs/a%0Ab"),
+        ("http://localhost:7071/api/v1/diamonds", b"/api/v1/diamonds"),
+        ("https://h.example", b"/"),
+        ("https://h.example/p%2525q#frag", b"/p%2525q"),
+    ],
+)
+def test_url_path_keeps_the_escapes(url, path) -> None:
+    assert functions.url_path(url) == path

@@ -225,9 +225,7 @@ def test_a_consolidation_that_fails_fails_the_run_visibly_and_resumes(ops, datab
     failed = wait_for(ops, run_id, ("failed",), timeout=180)
     assert failed["run"]["error"].startswith("consolidation failed: ")
     with psycopg.connect(database_url) as conn:
-        events = conn.execute(
-            "SELECT event_kind FROM notification_events WHERE subject = %s", (run_id,)
-        ).fetchall()
+        events = conn.execute("SELECT event_kind FROM notification_events WHERE subject = %s", (run_id,)).fetchall()
         assert events == [("consolidation_failed",)]
         conn.execute("ALTER TABLE diamonds DROP CONSTRAINT test_refuse_all")
     ops.resume_run(run_id)
