@@ -1,4 +1,5 @@
-"""`caratflow keys create|list|rotate|revoke`: API clients and their keys.
+"""`caratflow keys create|list|rotate|revoke|rotate-server-key`: API clients and their keys, and the
+API's own server keys (which MAC the cursors and media links it hands out).
 
 A secret is printed once, when it is issued; the database keeps only its hash and the secret store
 (Key Vault in Azure, a local file on a laptop) keeps the value.
@@ -10,7 +11,7 @@ import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
-from shared.access import keys
+from shared.access import keys, server_keys
 from shared.config import get_settings
 from shared.db.connect import open_migrated_pool
 from shared.secrets import open_secret_store
@@ -33,6 +34,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     target.add_argument("--key", dest="key_id")
     target.add_argument("--client", dest="client_id")
     actions.add_parser("list", help="clients, keys and secret versions (never secrets)")
+    actions.add_parser(
+        "rotate-server-key",
+        help="new server key for cursors and media links; tokens under the previous one keep working until the next",
+    )
     parser.set_defaults(handler=_keys)
 
 
@@ -55,6 +60,10 @@ def _keys(args: argparse.Namespace) -> int:
             else:
                 revoked = keys.revoke_client(pool, store, args.client_id)
             print(f"revoked: {', '.join(revoked or []) or 'no keys'}")
+        elif args.action == "rotate-server-key":
+            with pool.connection() as conn:
+                version = server_keys.rotate(conn)
+            print(f"server key {version} now signs; key {version - 1} still verifies until the next rotation")
         else:
             for row in keys.list_keys(pool):
                 print(json.dumps(row, default=str))

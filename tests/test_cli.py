@@ -164,3 +164,20 @@ def test_keys_create_list_rotate_revoke(env, tmp_path) -> None:
     missing = caratflow("keys", "rotate", "ck0000000000000000", env=env)
     assert missing.returncode == 1
     assert "no active key" in missing.stdout
+
+
+def test_rotating_the_server_key_keeps_the_previous_one_verifying(env, database_url) -> None:
+    import psycopg
+
+    from shared.access import server_keys
+
+    with psycopg.connect(database_url) as conn:
+        before = server_keys.load(conn)
+    rotated = caratflow("keys", "rotate-server-key", env=env)
+    assert rotated.returncode == 0, rotated.stderr
+    with psycopg.connect(database_url) as conn:
+        after = server_keys.load(conn)
+    assert after.signing_version == before.signing_version + 1
+    assert f"server key {after.signing_version} now signs" in rotated.stdout
+    token = before.seal(b"test", b"payload")
+    assert after.unseal(b"test", token) == b"payload"
