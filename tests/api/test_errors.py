@@ -48,6 +48,14 @@ def test_unknown_routes_and_methods(client, raw) -> None:
     assert_problem(client.http.delete("/api/v1/diamonds"), 405, "method-not-allowed")
 
 
+def test_a_trailing_slash_is_not_redirected_anywhere(client, raw) -> None:
+    # Starlette would answer 307 to http://<the Host header>/api/v1/diamonds: an open redirect.
+    for http in (raw, client.http):
+        answer = http.get("/api/v1/diamonds/", headers={"Host": "evil.example"}, follow_redirects=False)
+        assert_problem(answer, 404, "not-found")
+        assert "location" not in answer.headers
+
+
 def test_oversized_bodies_are_refused_while_read(client, api) -> None:
     limit = api.settings.api_max_body_bytes
     declared = client.http.post("/api/v1/diamonds", content=b"x" * (limit + 1))

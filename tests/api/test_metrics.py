@@ -32,6 +32,10 @@ def test_metrics_need_the_token_and_show_routes_and_rejections(api_settings, dat
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
         assert httpx.get(f"{base}/api/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        # The token alone, or under another scheme, is not the bearer credential.
+        for given in ("scrape-me", "Basic scrape-me", "Bearerscrape-me"):
+            assert httpx.get(f"{base}/api/metrics", headers={"Authorization": given}).status_code == 401, given
+        assert httpx.get(f"{base}/api/metrics", headers={"Authorization": "bearer scrape-me"}).status_code == 200
         scraped = httpx.get(f"{base}/api/metrics", headers={"Authorization": "Bearer scrape-me"})
     finally:
         server.should_exit = True

@@ -3,12 +3,20 @@ counts, fields, one stone, price history, ETags."""
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+from decimal import Decimal
+
 import catalogue_rows
 import psycopg
 import pytest
 from search_cases import FILTERS, SORTS, ids, listed
 
+from shared.access.server_keys import ServerKeys
+from shared.catalogue import cursor as cursors
 from shared.catalogue import records
+from shared.catalogue.query import DiamondSearch
 
 
 @pytest.mark.parametrize(("params", "matches"), FILTERS, ids=[str(sorted(p)) for p, _ in FILTERS])
@@ -121,6 +129,30 @@ def test_etag_revalidation_gets_304_until_the_catalogue_changes(client, catalogu
     assert again.content == changed.content
 
 
+def _reposition(cursor: str, value: str) -> str:
+    version, payload, tag = cursor.split(".")
+    document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    edited = base64.urlsafe_b64encode(json.dumps({**document, "v": value}).encode()).decode().rstrip("=")
+    return f"{version}.{edited}.{tag}"
+
+
+def _minted(query: DiamondSearch, value: str) -> str:
+    forged = ServerKeys(((1, b"guessed"),))
+    return cursors.encode(query, value, uuid.uuid4(), forged)
+
+
+def test_a_signed_cursor_out_of_its_column_range_is_refused_before_the_database() -> None:
+    keys = ServerKeys(((1, b"k"),))
+    query = DiamondSearch(sort="carats")
+    for value in ("1E+999999", "NaN", "Infinity", "100000.00", "1.001"):
+        with pytest.raises(cursors.InvalidCursor):
+            cursors.decode(query, cursors.encode(query, value, uuid.uuid4(), keys), keys)
+    by_price = DiamondSearch(sort="price_cents")
+    with pytest.raises(cursors.InvalidCursor):
+        cursors.decode(by_price, cursors.encode(by_price, str(2**63), uuid.uuid4(), keys), keys)
+    assert cursors.decode(query, cursors.encode(query, "1.01", uuid.uuid4(), keys), keys).value == Decimal("1.01")
+
+
 def test_cursor_from_another_search_or_garbage_is_refused(client, catalogue) -> None:
     cursor = client.search(shape=["ROUND"], limit=5)["page"]["next_cursor"]
     for params in (
@@ -128,6 +160,10 @@ def test_cursor_from_another_search_or_garbage_is_refused(client, catalogue) -> 
         {"shape": "ROUND", "sort": "-price_cents", "cursor": cursor},
         {"cursor": "not-base64!"},
         {"cursor": "eyJmIjoxfQ"},
+        # edited: another position under the same tag
+        {"shape": "ROUND", "cursor": _reposition(cursor, "1E+999999")},
+        # minted: a well-formed cursor for this very search, without the server key
+        {"sort": "carats", "cursor": _minted(DiamondSearch(sort="carats"), "1E+999999")},
     ):
         response = client.http.get("/api/v1/diamonds", params=params)
         assert response.status_code == 400, params
