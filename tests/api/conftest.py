@@ -12,6 +12,7 @@ from ports import free_port
 from served import serve
 
 from api.app import create_app
+from api.request_head import http_protocol
 from caratflow_client import CaratflowClient
 from shared.access import keys
 from shared.config import Settings
@@ -46,7 +47,7 @@ def secret_store(api_settings: Settings):
 def api(api_settings: Settings, database_url: str) -> Iterator[Served]:
     port = free_port()
     app = create_app(api_settings, url=database_url)
-    server, thread = serve(app, port)
+    server, thread = serve(app, port, http=http_protocol(api_settings))  # the protocol `caratflow serve` uses
     try:
         yield Served(f"http://127.0.0.1:{port}", app, api_settings)
     finally:
