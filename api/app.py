@@ -14,6 +14,7 @@ from api.middleware import EdgeMiddleware
 from api.routes import diamonds, health, media, runs
 from api.state import ApiState
 from shared import logs
+from shared.catalogue.media import PATH_PREFIX as MEDIA_PATH_PREFIX
 from shared.config import Settings
 from shared.db.connect import database_url
 from shared.secrets import CachedSecretStore, open_secret_store
@@ -76,5 +77,10 @@ def create_app(
             max_age=600,
         )
     # Outermost, so that even CORS refusals and crashes carry the correlation id and the envelope.
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.api_max_body_bytes, docs_paths=DOCS_PATHS)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_body_bytes=settings.api_max_body_bytes,
+        docs_paths=DOCS_PATHS,
+        embeddable_prefix=MEDIA_PATH_PREFIX,
+    )
     return app

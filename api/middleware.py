@@ -33,8 +33,11 @@ _SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
-    (b"cross-origin-resource-policy", b"same-origin"),
 ]
+# Media links are made to be embedded by partners' pages on other origins (<img>, <video>); every
+# other answer is data for same-origin or signed callers only.
+_CORP_SAME = (b"cross-origin-resource-policy", b"same-origin")
+_CORP_EMBEDDABLE = (b"cross-origin-resource-policy", b"cross-origin")
 # The interactive docs load Swagger UI's script and style from its CDN; everything else is data.
 _CSP_API = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 _CSP_DOCS = (
@@ -49,10 +52,13 @@ class BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, docs_paths: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, docs_paths: frozenset[str], embeddable_prefix: str
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.docs_paths = docs_paths
+        self.embeddable_prefix = embeddable_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,6 +71,7 @@ class EdgeMiddleware:
         started = time.perf_counter()
         status = {"code": 500, "sent": False}
         csp = _CSP_DOCS if scope["path"] in self.docs_paths else _CSP_API
+        corp = _CORP_EMBEDDABLE if scope["path"].startswith(self.embeddable_prefix) else _CORP_SAME
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -74,6 +81,7 @@ class EdgeMiddleware:
                     (HEADER.encode(), request_id.encode()),
                     *_SECURITY_HEADERS,
                     csp,
+                    corp,
                 ]
             await send(message)
 

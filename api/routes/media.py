@@ -69,7 +69,7 @@ def allowed(url: httpx.URL, feed_endpoint: str) -> bool:
 
 
 @router.get(
-    "/api/media/{token}",
+    media.PATH_PREFIX + "{token}",
     response_class=Response,
     responses=_RESPONSES,
     summary="A stone's image or video, by a link from a search answer (unsigned)",

@@ -29,6 +29,7 @@ from typing import Any
 from shared.access.server_keys import InvalidToken, MalformedToken, ServerKeys
 
 PURPOSE = b"media"
+PATH_PREFIX = "/api/media/"  # the route (api/routes/media.py); answers under it may be embedded anywhere
 # Kind -> the catalogue column holding the supplier's URL and the partner field carrying our link.
 COLUMNS = {"image": "image_url", "video": "video_url"}
 KINDS = tuple(COLUMNS)
@@ -81,7 +82,7 @@ def read(keys: ServerKeys, token: str, now: float) -> Grant:
 
 
 def link(base_url: str | None, token: str) -> str:
-    return f"{(base_url or '').rstrip('/')}/api/media/{token}"
+    return f"{(base_url or '').rstrip('/')}{PATH_PREFIX}{token}"
 
 
 def attach_links(rows: list[dict[str, Any]], keys: ServerKeys, now: float, base_url: str | None) -> None:

@@ -148,6 +148,9 @@ def test_image_and_video_arrive_byte_for_byte_with_only_safe_headers(client, raw
     cache = got.headers["cache-control"]
     assert cache.startswith("public, max-age=")
     assert 0 < int(cache.split("=")[1]) < media.TOKEN_SECONDS
+    # Partners' pages on other origins may embed it; the API's data answers stay same-origin.
+    assert got.headers["cross-origin-resource-policy"] == "cross-origin"
+    assert raw.get("/api/health").headers["cross-origin-resource-policy"] == "same-origin"
     clip = raw.get(video)
     assert (clip.status_code, clip.content, clip.headers["content-type"]) == (200, CLIP, "video/mp4")
     # A body of unknown length is read (under the cap) and passed on whole.
