@@ -111,4 +111,10 @@ def test_security_headers(raw) -> None:
     docs = raw.get("/api/docs")
     assert docs.status_code == 200
     assert "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
-    assert raw.get("/api/openapi.json").json()["info"]["title"] == "caratflow search API"
+    document = raw.get("/api/openapi.json")
+    assert document.json()["info"]["title"] == "caratflow search API"
+    # The public document names no supplier: feed names are the suppliers' (docs/security.md).
+    from shared.feed.registry import FEEDS
+
+    assert not [name for name in FEEDS if name in document.text]
+    assert "nivoda" not in document.text.lower()
