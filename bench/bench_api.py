@@ -29,8 +29,6 @@ import os
 import random
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +52,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from bench_sync import full_sync, settings_for  # noqa: E402
-from common import emulator_process, machine, throwaway_database, write_section  # noqa: E402
+from common import emulator_process, machine, serve_process, throwaway_database, write_section  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.rows import dict_row  # noqa: E402
 
@@ -347,18 +345,11 @@ def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, e
     return items
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def api_server(
     database: str, folder: Path, workers: int, *, answer_cache: bool = True
 ) -> Iterator[tuple[str, psutil.Process]]:
     """`caratflow serve` as a deployment runs it, settings from the environment; yields its base URL."""
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database,
@@ -371,39 +362,9 @@ def api_server(
         **({} if answer_cache else {"API_ANSWER_CACHE_MB": "0"}),
     }
     log_path = folder / f"serve-{workers}{'' if answer_cache else '-uncached'}.log"
-    command = [str(Path(sys.executable).with_name("caratflow")), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", str(workers), "--drain-seconds", "0", "--no-local-host"]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server, log_path)
+    options = ("--workers", str(workers), "--drain-seconds", "0", "--no-local-host")
+    with serve_process(env, log_path, *options) as (base, server):
         yield base, psutil.Process(server.pid)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/api/ready", timeout=2).status_code == 200
-    except httpx.HTTPError:  # not listening yet
-        return False
-
-
-def wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"caratflow serve exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
-        if _ready(base):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"caratflow serve not ready after 60 s:\n{log_path.read_text()[-3000:]}")
 
 
 def ensure_autocannon() -> Path:

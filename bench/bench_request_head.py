@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,8 +33,7 @@ sys.path.insert(0, str(PROJECT / "bench"))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from bench_api import free_port, wait_ready  # noqa: E402
-from common import machine, throwaway_database, write_section  # noqa: E402
+from common import machine, serve_process, throwaway_database, write_section  # noqa: E402
 
 ATTACKERS = 4
 HEADER_BYTES = 64 << 20
@@ -53,7 +50,6 @@ BASELINE_LAUNCHER = (
 @contextmanager
 def served(database: str, folder: Path, *, workers: int, limited: bool) -> Iterator[tuple[str, int]]:
     """`caratflow serve` on a free port, settings from the environment; yields its URL and pid."""
-    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database,
@@ -61,25 +57,11 @@ def served(database: str, folder: Path, *, workers: int, limited: bool) -> Itera
         "LOCAL_SECRETS_PATH": str(folder / "secrets.json"),
         "CARATFLOW_LOCAL_SETTINGS": str(folder / "no-local-settings.json"),
     }
-    launcher = (
-        [str(Path(sys.executable).with_name("caratflow"))] if limited else [sys.executable, "-c", BASELINE_LAUNCHER]
-    )
-    command = [*launcher, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    command += ["--drain-seconds", "0", "--no-local-host"]
+    launcher = None if limited else [sys.executable, "-c", BASELINE_LAUNCHER]
     log_path = folder / f"serve-{'limited' if limited else 'baseline'}-{workers}.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server, log_path)
+    options = ("--workers", str(workers), "--drain-seconds", "0", "--no-local-host")
+    with serve_process(env, log_path, *options, launcher=launcher) as (base, server):
         yield base, server.pid
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def rss_mb(pid: int) -> float:

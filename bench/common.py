@@ -1,18 +1,22 @@
 """What the benchmarks share: the machine line, the emulator in its own process, a throwaway database,
-and writing a result table into bench/README.md."""
+`caratflow serve` in its own process, and writing a result table into bench/README.md."""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psutil
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -82,3 +86,51 @@ def write_section(name: str, text: str) -> None:
     head, _, rest = content.partition(start)
     _, _, tail = rest.partition(end)
     README.write_text(f"{head}{start}\n{text.strip()}\n{end}{tail}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serve_process(
+    env: dict[str, str], log_path: Path, *options: str, launcher: list[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`caratflow serve` on a free port (or `launcher serve`), until ready; yields its URL and process,
+    and stops it with SIGTERM as a deployment would."""
+    port = free_port()
+    command = [*(launcher or [str(Path(sys.executable).with_name("caratflow"))]), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), *options]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server, log_path)
+        yield base, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/api/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:  # not listening yet
+        return False
+
+
+def _wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"caratflow serve exited ({server.returncode}):\n{log_path.read_text()[-3000:]}")
+        if _ready(base):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"caratflow serve not ready after 60 s:\n{log_path.read_text()[-3000:]}")
