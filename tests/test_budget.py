@@ -48,11 +48,17 @@ def _in_process(url: str, rate: float, threads: int, per_thread: int, out) -> No
     out.put(grant_times(url, rate, threads, per_thread))
 
 
+# How late a thread may wake after its slot on a loaded two-core machine. Slots obey "at most rate + 1
+# in any 1 s window"; stamps taken after waking are each up to this late, so they obey it in any
+# window of 1 s minus this (the flake: 42 stamps in 1 s at rate 40 while CI ran everything else).
+WAKE_JITTER_SECONDS = 0.1
+
+
 def assert_within(stamps: list[float], rate: float) -> None:
     span = max(stamps) - min(stamps)
     measured = (len(stamps) - 1) / span
     assert measured <= rate * 1.01, f"{measured:.2f} req/s over a budget of {rate}"
-    assert window_max(stamps) <= rate + 1
+    assert window_max(stamps, window=1.0 - WAKE_JITTER_SECONDS) <= rate + 1
 
 
 def test_threads_share_one_budget(database_url: str) -> None:
