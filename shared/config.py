@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -155,6 +156,20 @@ class Settings(BaseSettings):
     sync_fetch_attempts: int = Field(default=4, ge=1, le=20, description="Durable retries of a partition fetch.")
     sync_fetch_retry_first_seconds: float = Field(default=30, gt=0)
 
+    # --- plausibility: a feed item outside these bounds is rejected with its reason, never sold
+    plausible_carats_min: Decimal = Field(default=Decimal("0.01"), gt=0, le=10)
+    plausible_carats_max: Decimal = Field(default=Decimal("100"), gt=0, le=10_000)
+    plausible_price_per_carat_min_cents: int = Field(
+        default=1_000, ge=1, description="Lowest believable supplier price per carat, in cents ($10/ct)."
+    )
+    plausible_price_per_carat_max_cents: int = Field(
+        default=500_000_000, ge=1, description="Highest believable supplier price per carat, in cents ($5M/ct)."
+    )
+    mapped_text_max_chars: int = Field(
+        default=200, ge=16, le=2000, description="Longest grade or description text a stone may carry."
+    )
+    mapped_url_max_chars: int = Field(default=2048, ge=64, le=8000, description="Longest media or certificate URL.")
+
     # --- secrets: the HMAC secrets of API keys (Key Vault in Azure, a local file on a laptop)
     secret_store: Literal["local", "keyvault"] = Field(default="local")
     key_vault_url: str | None = Field(
@@ -251,6 +266,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        if self.plausible_carats_min >= self.plausible_carats_max:
+            raise ValueError("plausible_carats_min must be below plausible_carats_max")
+        if self.plausible_price_per_carat_min_cents >= self.plausible_price_per_carat_max_cents:
+            raise ValueError("plausible_price_per_carat_min_cents must be below plausible_price_per_carat_max_cents")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("db_pool_min_size must not exceed db_pool_max_size")
         if self.feed_backoff_base_seconds > self.feed_backoff_max_seconds:
