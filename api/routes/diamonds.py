@@ -30,6 +30,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (404, "Unknown stone"),
         (429, "Rate limited"),
         (500, "Internal error"),
+        (503, "Database unavailable (Retry-After)"),
     )
 }
 

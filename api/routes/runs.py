@@ -54,7 +54,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (404, "Unknown run or dead letter"),
         (409, "Not allowed in the current state"),
         (429, "Rate limited"),
-        (503, "No durable client"),
+        (503, "No durable client, or database unavailable (Retry-After)"),
     )
 }
 
