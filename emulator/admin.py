@@ -8,6 +8,7 @@ PATCH /_emulator/faults           change only the given fields; 422 on bad input
 POST /_emulator/tick              {"sold", "repriced", "added", "held"} -> the tick summary
 POST /_emulator/tokens/expire     forget every issued token (clients must log in again)
 GET  /_emulator/malformed         the stones currently served malformed
+GET  /_emulator/hostile           the stones currently served hostile (NUL, NaN, stolen ids, ...)
 GET  /_emulator/truth?labgrown=   how many stones the feed really holds
 """
 
@@ -21,8 +22,9 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from emulator import identity, malformed
+from emulator import hostile, identity, malformed
 from emulator.config import FaultSettings
+from emulator.service import hostile_kinds, served_clean
 
 if TYPE_CHECKING:
     from emulator.app import EmulatorState
@@ -106,6 +108,32 @@ def _malformed(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -
     return 200, {"rate": rate, "count": len(stones), "stones": stones}
 
 
+def _hostile(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -> Reply:
+    """The stones served hostile, their kind, and for stolen ids across pages the id they are served under."""
+    inventory, settings = state.inventory, state.faults.settings
+    live = inventory.live()
+    stone_kinds = hostile_kinds(inventory, live, settings)
+    broken = stone_kinds != hostile.CLEAN
+    indices, kinds = live[broken], stone_kinds[broken]
+    across = kinds == hostile.KINDS.index(hostile.DUPLICATE_ACROSS)
+    twins = hostile.across_twins(inventory, indices[across], lambda s: served_clean(inventory, s, settings))
+    served_as = dict(zip(indices[across].tolist(), twins, strict=True))
+    offers = identity.offer_ids(inventory.hasher, indices)
+    stones = [
+        {
+            "index": i,
+            "id": stone_id,
+            "offer_id": offer,
+            "kind": hostile.KINDS[k],
+            "served_id": None if served_as.get(i) is None else inventory.stone_ids([served_as[i]])[0],
+        }
+        for i, stone_id, offer, k in zip(indices.tolist(), inventory.stone_ids(indices), offers, kinds.tolist(),
+                                         strict=True)
+    ]
+    return 200, {"rate": settings.hostile_item_rate, "kinds": list(hostile.KINDS), "count": len(stones),
+                 "stones": stones}
+
+
 def _truth(state: EmulatorState, query: dict[str, list[str]], _body: Any) -> Reply:
     raw = query.get("labgrown", [""])[-1].lower()
     choices = {"": None, "true": True, "1": True, "false": False, "0": False}
@@ -122,6 +150,7 @@ ROUTES: dict[str, dict[str, Callable[[EmulatorState, dict[str, list[str]], Any],
     "/_emulator/tick": {"POST": _tick},
     "/_emulator/tokens/expire": {"POST": _expire_tokens},
     "/_emulator/malformed": {"GET": _malformed},
+    "/_emulator/hostile": {"GET": _hostile},
     "/_emulator/truth": {"GET": _truth},
 }
 

@@ -65,7 +65,12 @@ class EmulatorState:
 
 
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON; NaN and Infinity as bare literals, as a broken supplier's encoder writes them."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (hostile items) has no UTF-8 form: escaped, it goes out as "\udXXX".
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _errors(message: str, code: str) -> bytes:

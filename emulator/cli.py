@@ -11,8 +11,10 @@ import argparse
 import logging
 import time
 from collections.abc import Sequence
+from typing import get_origin
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from emulator.app import EmulatorState
 from emulator.config import EmulatorConfig, FaultSettings
@@ -33,11 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
         if field.annotation is bool:
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                                help=field.description)
+        elif get_origin(field.annotation) is list:
+            # One flag, several values (`--failing-dpc-from 100 200`); pydantic converts each.
+            group.add_argument(flag, dest=name, default=None, nargs="*", metavar=name.upper(),
+                               help=f"{field.description or ''} (default: {_default(name, field)})".strip())
         else:
-            default = "hidden" if name == "password" else field.default
             group.add_argument(flag, dest=name, default=None, metavar=name.upper(),
-                               help=f"{field.description or ''} (default: {default})".strip())
+                               help=f"{field.description or ''} (default: {_default(name, field)})".strip())
     return parser
+
+
+def _default(name: str, field: FieldInfo) -> object:
+    """The default as a user reads it (a default_factory is called, not shown as PydanticUndefined)."""
+    return "hidden" if name == "password" else field.get_default(call_default_factory=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from emulator import hostile
+
 DEFAULT_BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -36,6 +38,14 @@ class FaultSettings(BaseModel):
     rate_graphql_error: float = _rate(description="HTTP 200 with only an INTERNAL_SERVER_ERROR in errors[]")
     rate_expired_token: float = _rate(description="Treat the request's token as expired")
     malformed_item_rate: float = _rate(description="Share of stones (fixed by seed) always served malformed")
+    hostile_item_rate: float = _rate(
+        description="Share of stones (fixed by seed) always served hostile: NUL, lone surrogates, NaN and"
+        " Infinity, 20 kB strings, blank or stolen ids, absurd numbers, wrong JSON types, unknown grades"
+    )
+    hostile_kinds: list[str] = Field(
+        default_factory=list,
+        description="Hostile kinds to draw from (names as in GET /_emulator/hostile; empty: every kind)",
+    )
     faults_on_auth: bool = Field(default=False, description="Also inject faults into authenticate requests")
     total_count_minus_offset: bool = Field(default=True, description="Page total_count = count - offset")
     count_ratio: float = Field(default=1.0, ge=0.0, le=10.0, description="Scales reported counts")
@@ -45,6 +55,11 @@ class FaultSettings(BaseModel):
         description="Page requests (variables with an offset) whose query's dollar_per_carat.from is listed"
         " always answer HTTP 500: a partition that fails permanently while counts still work",
     )
+
+    @field_validator("hostile_kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        return hostile.check_kinds(value)
 
     @model_validator(mode="after")
     def _exclusive_rates_fit(self) -> FaultSettings:

@@ -49,6 +49,8 @@ class Salt(IntEnum):
     STOCK = 20
     CERT_NUMBER = 21
     EYE_CLEAN = 22
+    HOSTILE = 23
+    HOSTILE_KIND = 24
 
 
 def mix64(x: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from emulator import identity, malformed, vocab
+from emulator import hostile, identity, malformed, vocab
 from emulator.generate import Columns
 from emulator.hashing import Salt, StoneHasher
 
@@ -55,13 +55,24 @@ def supplier_table(seed: int) -> tuple[Supplier, ...]:
 class PageContext:
     """The stones of one page: their columns, hash words and memoised derived columns."""
 
-    def __init__(self, hasher: StoneHasher, indices: np.ndarray, cols: Columns, malformed_rate: float) -> None:
+    def __init__(
+        self,
+        hasher: StoneHasher,
+        indices: np.ndarray,
+        cols: Columns,
+        malformed_rate: float,
+        hostile_kinds: np.ndarray | None = None,
+        stolen_ids: dict[int, str] | None = None,
+    ) -> None:
         self.hasher = hasher
         self.indices = indices.astype(np.int64)
         self.cols = cols
         self.n = len(indices)
         self.kinds = malformed.kinds(hasher, self.indices, malformed_rate)
         self.any_malformed = bool(np.any(self.kinds != malformed.CLEAN))
+        self.hostile_kinds = hostile_kinds if hostile_kinds is not None else np.full(self.n, hostile.CLEAN)
+        self.any_hostile = bool(np.any(self.hostile_kinds != hostile.CLEAN))
+        self.stolen_ids = stolen_ids or {}
         self._memo: dict[Any, Any] = {}
 
     def memo(self, key: Any, compute: Callable[[], T]) -> T:

@@ -25,7 +25,7 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_directive_values
 
-from emulator import fields, malformed
+from emulator import fields, hostile, malformed
 from emulator.page import PageContext
 
 
@@ -117,6 +117,8 @@ def _rows(
         keys.append(field.key)
         columns.append(_column(field, type_name, ctx))
     rows: list[dict[str, Any] | None] = [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
+    if ctx.any_hostile:
+        hostile.add_keys(type_name, rows, ctx.hostile_kinds)
     if absent is not None:
         rows = [None if gone else row for row, gone in zip(rows, absent.tolist(), strict=True)]
     return rows
@@ -129,7 +131,11 @@ def _column(field: PlannedField, type_name: str, ctx: PageContext) -> list[Any]:
     if field.children is None:
         values = ctx.memo(ident, lambda: fields.LEAVES[ident](ctx))
         # Aliases of one field share the memoised column: copy before patching in place.
-        return malformed.patch_values(ident, list(values), ctx.kinds) if ctx.any_malformed else values
+        if ctx.any_malformed:
+            values = malformed.patch_values(ident, list(values), ctx.kinds)
+        if ctx.any_hostile:
+            values = hostile.patch_values(ident, values, ctx.hostile_kinds, ctx.indices, ctx.stolen_ids)
+        return values
     present = fields.OBJECTS[ident](ctx)
     absent = None if present is None else ~present
     broken = ctx.malformed_absent(ident)

@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from graphql import FieldNode, GraphQLError, GraphQLObjectType, execute_sync
 from graphql.execution.values import get_argument_values
 
-from emulator import fields
+from emulator import fields, hostile, malformed
 from emulator.auth import TokenStore
 from emulator.config import EmulatorConfig, FaultSettings
 from emulator.documents import DocumentCache, Prepared, graphql_error_entry, prepare
@@ -177,11 +178,31 @@ class FeedService:
             elif planned.name == "items" and ordered is not None and planned.children is not None:
                 take = _page_size(self.inventory.seed, run.settings, query, order, offset, limit, count)
                 stones = ordered[offset:offset + take]
-                ctx = PageContext(self.inventory.hasher, stones, self.inventory.gather(stones),
-                                  run.settings.malformed_item_rate)
+                ctx = self._page_context(stones, run.settings)
                 out[planned.key] = project_page(planned.children, "Item", ctx)
                 self.stats.page(len(stones), short=take < limit)
         return out
+
+    def _page_context(self, stones: np.ndarray, settings: FaultSettings) -> PageContext:
+        inventory = self.inventory
+        ctx = PageContext(inventory.hasher, stones, inventory.gather(stones), settings.malformed_item_rate)
+        if settings.hostile_item_rate <= 0:
+            return ctx
+        served = hostile_kinds(inventory, stones, settings)
+        clean = lambda s: served_clean(inventory, s, settings)  # noqa: E731 - a one-line predicate
+        stolen = hostile.stolen_ids(inventory, stones, served, ctx.kinds, clean)
+        return PageContext(inventory.hasher, stones, ctx.cols, settings.malformed_item_rate, served, stolen)
+
+
+def hostile_kinds(inventory: Inventory, stones: np.ndarray, settings: FaultSettings) -> np.ndarray:
+    return hostile.kinds(inventory.hasher, stones, settings.hostile_item_rate, settings.hostile_kinds)
+
+
+def served_clean(inventory: Inventory, stones: np.ndarray, settings: FaultSettings) -> np.ndarray:
+    """Stones served exactly as generated: neither malformed nor hostile."""
+    return (hostile_kinds(inventory, stones, settings) == hostile.CLEAN) & (
+        malformed.kinds(inventory.hasher, stones, settings.malformed_item_rate) == malformed.CLEAN
+    )
 
 
 _RESOLVERS: dict[str, Resolver] = {
