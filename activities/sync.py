@@ -18,7 +18,7 @@ from shared.feed.registry import get_feed
 from shared.feed.source import FeedSource, PriceBand
 from shared.planning.plan import plan_for
 from shared.sync import fetch, runs
-from shared.sync.consolidate import consolidate
+from shared.sync.consolidate import MappingBounds, consolidate
 from shared.sync.finalize import finalize_run as finalize
 from shared.telemetry import observed_activity, record_dead_letter, record_partition, record_stones_fetched
 
@@ -175,6 +175,7 @@ def consolidate_feed(request: dict) -> dict:
         batch_size=settings.sync_consolidation_batch,
         lease=timedelta(seconds=settings.sync_consolidation_lease_seconds),
         max_seconds=settings.sync_consolidation_slice_seconds,
+        bounds=MappingBounds.from_settings(settings),
     )
     return result.as_dict()
 

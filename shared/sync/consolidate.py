@@ -8,6 +8,10 @@ marked consolidated with the hash that was actually mapped.
 
 Mapping and pricing are set-based SQL (shared/sync/sql/): no row passes through Python, which is
 what makes tens of thousands of rows a second possible on two cores (bench/README.md).
+
+A payload the mapping cannot use becomes a reject in mapping_rejects, and a row the database itself
+refuses on writing (a reason the mapping did not foresee) is found by writing the batch again in
+halves and becomes a reject too: one bad stone never fails a batch, so never blocks later runs.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
+
+from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,32 @@ def _sql(name: str) -> str:
 _CLAIM, _HELD_FOR, _LOCK = _sql("claim.sql"), _sql("held_for.sql"), _sql("lock.sql")
 _MAP, _PRICE, _REJECT = _sql("map.sql"), _sql("price.sql"), _sql("reject.sql")
 _WRITE, _RELEASE, _RENEW = _sql("write.sql"), _sql("release.sql"), _sql("renew.sql")
+_CLEAR = _sql("clear.sql")
+
+# SQLSTATE classes a single row's data can cause: data exception, integrity constraint, program limit
+# (an index row too large), raised by a trigger. Anything else (connection, deadlock, disk, our own
+# SQL) is not the row's fault and fails the batch as before.
+_ROW_REFUSALS = ("22", "23", "54", "P0")
+
+
+@dataclass(frozen=True)
+class MappingBounds:
+    """Plausibility and length bounds the mapping rejects beyond (shared/config.py documents them)."""
+
+    plausible_carats_min: Decimal
+    plausible_carats_max: Decimal
+    plausible_price_per_carat_min_cents: int
+    plausible_price_per_carat_max_cents: int
+    mapped_text_max_chars: int
+    mapped_url_max_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> MappingBounds:
+        """The configured bounds; the settings' defaults without settings."""
+        names = cls.__dataclass_fields__
+        if settings is None:
+            return cls(**{name: Settings.model_fields[name].default for name in names})
+        return cls(**{name: getattr(settings, name) for name in names})
 
 
 class UnpricedStones(RuntimeError):
@@ -49,6 +82,8 @@ class ConsolidationResult:
     new: int = 0
     repriced: int = 0
     rejected: int = 0
+    delisted: int = 0  # catalogued stones taken off sale because their new payload was rejected
+    refused: int = 0  # of the rejected: rows the database refused on writing
     batches: int = 0
     more: bool = False  # stopped at the time budget with rows still pending
 
@@ -65,11 +100,13 @@ def consolidate(
     batch_size: int = 2000,
     lease: timedelta = timedelta(seconds=10),
     max_seconds: float = 120.0,
+    bounds: MappingBounds | None = None,
 ) -> ConsolidationResult:
     """Work the feed's backlog until it is empty or `max_seconds` have passed."""
     result = ConsolidationResult()
     deadline = time.monotonic() + max_seconds
     params = {"feed": feed, "limit": batch_size, "worker": worker, "lease": lease, "lab_grown": lab_grown_default}
+    params |= (bounds or MappingBounds.from_settings()).__dict__
     while True:
         with pool.connection() as conn:
             claimed = conn.execute(_CLAIM, params).rowcount
@@ -104,14 +141,82 @@ def _write_batch(conn: psycopg.Connection, params: dict[str, Any], result: Conso
     (unpriced,) = conn.execute("SELECT count(*) FROM priced WHERE pricing_rule_id IS NULL").fetchone()
     if unpriced:
         raise UnpricedStones(f"pricing version {version} has no rule for {unpriced} stones: it needs a catch-all")
-    rejected = conn.execute(_REJECT, params).rowcount
-    existing, _, repriced = conn.execute(_WRITE, params).fetchone()
+    conn.execute(_CLEAR, params)
+    existing, repriced, refused = _write_isolating(conn, params)
+    for stone_id, reason in refused:
+        conn.execute("UPDATE mapped SET reject_reason = %s WHERE stone_id = %s", (reason, stone_id))
+    rejected, delisted = conn.execute(_REJECT, params).fetchone()
     conn.execute(_RELEASE, params)
     result.processed += held
-    result.catalogued += priced
+    result.catalogued += priced - len(refused)
     result.rejected += rejected
-    result.new += priced - existing
+    result.delisted += delisted
+    result.refused += len(refused)
+    result.new += priced - len(refused) - existing
     result.repriced += repriced
+
+
+def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[int, int, list[tuple[str, str]]]:
+    """Write `priced`; if the database refuses a row, write in halves to find it, and write the rest.
+
+    Returns (existing, repriced, refused) where refused holds (stone_id, reason). Each attempt runs in a
+    savepoint; k refused rows in a batch of n cost at most ~2k log2(n) attempts, on ever smaller sets.
+    """
+    try:
+        with conn.transaction():
+            existing, _, repriced = conn.execute(_WRITE, params).fetchone()
+        return existing, repriced, []
+    except psycopg.Error as exc:
+        if not _refused_by_row(exc):
+            raise
+        log.warning("a batch write was refused; isolating the rows", extra={"error": str(exc)})
+    conn.execute("CREATE TEMP TABLE priced_batch ON COMMIT DROP AS SELECT * FROM priced")
+    stone_ids = [row[0] for row in conn.execute("SELECT stone_id FROM priced_batch ORDER BY stone_id")]
+    totals, refused, attempts = [0, 0], [], 0
+    pending = _halves(stone_ids)
+    while pending:
+        subset = pending.pop()
+        attempts += 1
+        conn.execute("DELETE FROM priced")
+        conn.execute("INSERT INTO priced SELECT * FROM priced_batch WHERE stone_id = ANY(%s)", (subset,))
+        try:
+            with conn.transaction():
+                existing, _, repriced = conn.execute(_WRITE, params).fetchone()
+        except psycopg.Error as exc:
+            if not _refused_by_row(exc):
+                raise
+            if len(subset) == 1:
+                refused.append((subset[0], _refusal_reason(exc)))
+            else:
+                pending.extend(_halves(subset))
+            continue
+        totals[0] += existing
+        totals[1] += repriced
+    # `priced` describes what was written again (the batch less the refused rows).
+    conn.execute("DELETE FROM priced")
+    conn.execute(
+        "INSERT INTO priced SELECT * FROM priced_batch WHERE NOT stone_id = ANY(%s)", ([s for s, _ in refused],)
+    )
+    conn.execute("DROP TABLE priced_batch")
+    log.warning(
+        "rows refused by the database became rejects",
+        extra={"refused": len(refused), "stone_ids": [s for s, _ in refused][:20], "attempts": attempts},
+    )
+    return totals[0], totals[1], refused
+
+
+def _halves(stone_ids: list[str]) -> list[list[str]]:
+    middle = len(stone_ids) // 2
+    return [part for part in (stone_ids[:middle], stone_ids[middle:]) if part]
+
+
+def _refused_by_row(exc: psycopg.Error) -> bool:
+    return (exc.sqlstate or "")[:2] in _ROW_REFUSALS
+
+
+def _refusal_reason(exc: psycopg.Error) -> str:
+    message = exc.diag.message_primary or str(exc)
+    return f"refused by the database ({exc.sqlstate}): {message}"[:500]
 
 
 def _aliases(conn: psycopg.Connection) -> str:

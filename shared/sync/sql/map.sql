@@ -1,5 +1,10 @@
 -- Raw payloads -> catalogue columns, grade spellings normalised, money in integer cents, and the
 -- reason a payload cannot be catalogued. Untrusted values never raise: they map to NULL or a reason.
+-- Bounds (issue 11): carats and the supplier's price per carat outside the plausible ranges
+-- (settings plausible_*) and text longer than mapped_text_max_chars / mapped_url_max_chars are
+-- rejects naming the field and the bound: the stone cannot be sold on such data. Optional numbers a
+-- gemologist would call absurd (mm outside 0-100, percentages outside 0-100, angles outside 0-90,
+-- ratio outside 0.2-5, days over a year) map to NULL instead: unknown, and the stone still sells.
 -- jsonb_to_record reads each JSON object once per row (field-by-field `->` costs ~20x more here);
 -- its text columns carry numbers and booleans as their JSON text.
 CREATE TEMP TABLE mapped ON COMMIT DROP AS
@@ -99,21 +104,18 @@ SELECT
     t.green,
     t.milky,
     t.mine_of_origin,
-    caratflow_measure(t.length_mm) AS length_mm,
-    caratflow_measure(t.width_mm) AS width_mm,
-    caratflow_measure(t.depth_mm) AS depth_mm,
-    caratflow_measure(t.depth_percent) AS depth_percent,
-    caratflow_measure(t.table_percent) AS table_percent,
-    -- Nested, because AND does not promise to test the divisor first.
-    CASE WHEN caratflow_measure(t.width_mm) > 0 THEN
-        CASE WHEN caratflow_measure(t.length_mm) > 0
-             THEN round(caratflow_measure(t.length_mm) / caratflow_measure(t.width_mm), 3) END END AS ratio,
+    caratflow_bounded(t.length_mm, 0, 100) AS length_mm,
+    caratflow_bounded(t.width_mm, 0, 100) AS width_mm,
+    caratflow_bounded(t.depth_mm, 0, 100) AS depth_mm,
+    caratflow_bounded(t.depth_percent, 0, 100) AS depth_percent,
+    caratflow_bounded(t.table_percent, 0, 100) AS table_percent,
+    caratflow_ratio(t.length_mm, t.width_mm) AS ratio,
     t.girdle,
     t.culet,
-    caratflow_measure(t.crown_angle) AS crown_angle,
-    caratflow_measure(t.crown_height) AS crown_height,
-    caratflow_measure(t.pavilion_angle) AS pavilion_angle,
-    caratflow_measure(t.pavilion_depth) AS pavilion_depth,
+    caratflow_bounded(t.crown_angle, 0, 90) AS crown_angle,
+    caratflow_bounded(t.crown_height, 0, 100) AS crown_height,
+    caratflow_bounded(t.pavilion_angle, 0, 90) AS pavilion_angle,
+    caratflow_bounded(t.pavilion_depth, 0, 100) AS pavilion_depth,
     (%(aliases)s::jsonb -> 'lab' ->> t.lab_key) AS lab,
     t.certificate_number,
     t.certificate_url,
@@ -121,22 +123,55 @@ SELECT
     t.video_url,
     t.v360_url,
     (%(aliases)s::jsonb -> 'availability' ->> t.availability_key) AS availability,
-    caratflow_whole(t.delivery_min_days) AS delivery_min_days,
+    caratflow_days(t.delivery_min_days) AS delivery_min_days,
     -- The catalogue requires max >= min; a supplier that swaps them still means the same window.
-    greatest(caratflow_whole(t.delivery_max_days), caratflow_whole(t.delivery_min_days)) AS delivery_max_days,
-    caratflow_whole(t.return_window_days) AS return_window_days,
+    greatest(caratflow_days(t.delivery_max_days), caratflow_days(t.delivery_min_days)) AS delivery_max_days,
+    caratflow_days(t.return_window_days) AS return_window_days,
     CASE WHEN t.price_raw >= 0 AND t.price_raw < 1e15 AND t.price_raw = trunc(t.price_raw)
          THEN t.price_raw::bigint END AS cost_cents,
     t.payload_hash,
     t.last_seen_run_id,
     CASE
         WHEN NOT coalesce(t.has_certificate, false) THEN 'certificate missing'
-        WHEN (%(aliases)s::jsonb -> 'shape' ->> t.shape_key) IS NULL THEN 'unknown shape ' || coalesce(quote_literal(t.shape_text), 'null')
-        WHEN t.carats_raw IS NULL OR round(t.carats_raw, 2) <= 0 OR t.carats_raw >= 100000
-            THEN 'carats must be a positive number, got ' || coalesce(quote_literal(t.carats_text), 'null')
-        WHEN t.price_raw IS NULL OR t.price_raw < 0 OR t.price_raw >= 1e15 OR t.price_raw <> trunc(t.price_raw)
-            THEN 'price must be whole non-negative cents, got ' || coalesce(quote_literal(t.price_text), 'null')
-        WHEN (%(aliases)s::jsonb -> 'availability' ->> t.availability_key) IS NULL THEN 'unknown availability ' || quote_literal(t.availability_text)
+        WHEN (%(aliases)s::jsonb -> 'shape' ->> t.shape_key) IS NULL THEN 'unknown shape ' || caratflow_quoted(t.shape_text)
+        WHEN t.carats_raw IS NULL THEN 'carats must be a number, got ' || caratflow_quoted(t.carats_text)
+        WHEN NOT (t.carats_raw >= %(plausible_carats_min)s AND t.carats_raw <= %(plausible_carats_max)s)
+            THEN 'carats ' || caratflow_quoted(t.carats_text) || ' outside the plausible range '
+                 || %(plausible_carats_min)s || '..' || %(plausible_carats_max)s || ' (plausible_carats_min/max)'
+        WHEN t.price_raw IS NULL OR t.price_raw < 0 OR t.price_raw <> trunc(t.price_raw)
+            THEN 'price must be whole non-negative cents, got ' || caratflow_quoted(t.price_text)
+        -- Per carat of the carats the catalogue stores, like price_per_carat_cents (write.sql).
+        WHEN t.price_raw < %(plausible_price_per_carat_min_cents)s * round(t.carats_raw, 2)
+            THEN 'price ' || caratflow_quoted(t.price_text) || ' cents for ' || round(t.carats_raw, 2)
+                 || ' ct is below the plausible minimum of ' || %(plausible_price_per_carat_min_cents)s
+                 || ' cents per carat (plausible_price_per_carat_min_cents)'
+        WHEN NOT (t.price_raw <= %(plausible_price_per_carat_max_cents)s * round(t.carats_raw, 2))
+            THEN 'price ' || caratflow_quoted(t.price_text) || ' cents for ' || round(t.carats_raw, 2)
+                 || ' ct is above the plausible maximum of ' || %(plausible_price_per_carat_max_cents)s
+                 || ' cents per carat (plausible_price_per_carat_max_cents)'
+        WHEN (%(aliases)s::jsonb -> 'availability' ->> t.availability_key) IS NULL
+            THEN 'unknown availability ' || caratflow_quoted(t.availability_text)
         WHEN t.offer_id IS NULL THEN 'offer id missing'
+        -- One cheap test per row; the field is named only for the rare row over a bound.
+        WHEN greatest(length(t.offer_id), length(t.supplier_stock_id), length(t.supplier_id),
+                      length(t.supplier_name), length(t.fluorescence_color), length(t.fancy_color),
+                      length(t.fancy_intensity), length(t.fancy_overtone), length(t.lab_grown_type),
+                      length(t.eye_clean), length(t.brown), length(t.green), length(t.milky),
+                      length(t.mine_of_origin), length(t.girdle), length(t.culet),
+                      length(t.certificate_number)) > %(mapped_text_max_chars)s
+            THEN caratflow_too_long(
+                ARRAY['offer_id', 'supplier_stock_id', 'supplier_id', 'supplier_name', 'fluorescence_color',
+                      'fancy_color', 'fancy_intensity', 'fancy_overtone', 'lab_grown_type', 'eye_clean', 'brown',
+                      'green', 'milky', 'mine_of_origin', 'girdle', 'culet', 'certificate_number'],
+                ARRAY[t.offer_id, t.supplier_stock_id, t.supplier_id, t.supplier_name, t.fluorescence_color,
+                      t.fancy_color, t.fancy_intensity, t.fancy_overtone, t.lab_grown_type, t.eye_clean, t.brown,
+                      t.green, t.milky, t.mine_of_origin, t.girdle, t.culet, t.certificate_number],
+                %(mapped_text_max_chars)s, 'mapped_text_max_chars')
+        WHEN greatest(length(t.certificate_url), length(t.image_url), length(t.video_url), length(t.v360_url))
+             > %(mapped_url_max_chars)s
+            THEN caratflow_too_long(
+                ARRAY['certificate_url', 'image_url', 'video_url', 'v360_url'],
+                ARRAY[t.certificate_url, t.image_url, t.video_url, t.v360_url],
+                %(mapped_url_max_chars)s, 'mapped_url_max_chars')
     END AS reject_reason
 FROM typed t

@@ -47,7 +47,7 @@ WITH before AS (
         payload_hash = EXCLUDED.payload_hash, last_seen_run_id = EXCLUDED.last_seen_run_id,
         updated_at = now(),
         listed_at = CASE WHEN d.delisted_at IS NULL THEN d.listed_at ELSE now() END,
-        delisted_at = NULL
+        delisted_at = NULL, delisted_reason = NULL
     WHERE d.payload_hash IS DISTINCT FROM EXCLUDED.payload_hash
        OR d.price_cents IS DISTINCT FROM EXCLUDED.price_cents
        OR d.pricing_version IS DISTINCT FROM EXCLUDED.pricing_version
