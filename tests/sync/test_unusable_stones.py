@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
+from emulator.hostile import LONG_FIELDS
 from shared.planning.partitions import Partition
 from shared.sync import runs
 from shared.sync.consolidate import ConsolidationResult, MappingBounds, consolidate
@@ -106,10 +107,11 @@ def test_over_long_text_is_a_reject_naming_the_field_and_the_bound(pool) -> None
         item("long-name", d_supplier={"id": "s", "name": "x" * 201}),
         item("long-url", d_image="https://img.example/" + "a" * 2048),
         item("long-shape", c_shape="R" * 20_000),
+        item("long-color", c_color="G" * 20_000),
         item("clean"),
     )
     result = run(pool)
-    assert (result.processed, result.catalogued, result.rejected) == (5, 1, 4)
+    assert (result.processed, result.catalogued, result.rejected) == (6, 1, 5)
     reasons = rejects(pool)
     assert reasons["long-fancy"] == (
         "fancy_color has 20000 characters, more than the bound of 200 (mapped_text_max_chars)"
@@ -117,6 +119,7 @@ def test_over_long_text_is_a_reject_naming_the_field_and_the_bound(pool) -> None
     assert reasons["long-name"].startswith("supplier_name has 201 characters, more than the bound of 200")
     assert reasons["long-url"].startswith("image_url has 2068 characters, more than the bound of 2048")
     assert reasons["long-shape"] == "unknown shape '" + "R" * 60 + "'... (20000 characters)"
+    assert reasons["long-color"].startswith("color has 20000 characters")
     assert set(catalogue(pool)) == {"clean"}
 
 
@@ -267,3 +270,53 @@ def test_ratio_is_bounded(pool, length, width, ratio) -> None:
     run(pool)
     with pool.connection() as conn:
         assert conn.execute("SELECT ratio FROM diamonds").fetchone() == (ratio,)
+
+
+# The emulator's hostile kinds that reach consolidation or stop at the feed boundary for a reason
+# consolidation also has (an over-long id or shape); NUL, surrogates and duplicates are the boundary's.
+CONSOLIDATION_KINDS = [
+    *LONG_FIELDS,
+    *("zero_price", "absurd_price", "tiny_carats", "huge_carats", "zero_carats", "unknown_shape"),
+    "unknown_availability",
+]
+
+
+def test_stones_the_feed_turns_hostile_are_delisted_then_relisted_end_to_end(
+    feed, run_sync, listed, database_url: str
+) -> None:
+    import httpx
+
+    from emulator.config import FaultSettings
+
+    first = run_sync(FEED)
+    clean = listed(FEED)
+    assert first["status"] == "succeeded"
+    assert clean
+
+    feed.faults.replace(FaultSettings(hostile_item_rate=0.1, hostile_kinds=CONSOLIDATION_KINDS))
+    served = httpx.get(f"{feed.base_url}/_emulator/hostile").json()["stones"]
+    hostile = {s["id"]: s["kind"] for s in served if s["id"] in clean}
+    assert len(set(hostile.values())) > 20
+    second = run_sync(FEED)
+    assert second["status"] == "succeeded", second  # one 20 kB fancy colour no longer fails the run
+    assert listed(FEED) == clean - set(hostile)  # none sold at its stale data
+    with psycopg.connect(database_url) as conn:
+        reasons = dict(conn.execute("SELECT stone_id, reason FROM mapping_rejects").fetchall())
+        delisted = dict(conn.execute("SELECT stone_id, delisted_reason FROM diamonds WHERE delisted_at IS NOT NULL"))
+        at_boundary = {r[0] for r in conn.execute("SELECT stone_id FROM feed_rejects")}
+    assert set(delisted) == set(hostile)
+    for stone, kind in hostile.items():
+        if stone in reasons:
+            assert delisted[stone] == reasons[stone], kind
+        else:  # refused at the feed boundary: not seen, delisted by the complete full run
+            assert stone in at_boundary, kind
+            assert delisted[stone] is None, kind
+        if kind == "long_fancy_color":
+            assert reasons[stone].startswith("fancy_color has 20000 characters"), reasons[stone]
+
+    feed.faults.replace(FaultSettings())
+    third = run_sync(FEED)
+    assert third["status"] == "succeeded"
+    assert listed(FEED) == clean
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM mapping_rejects").fetchone() == (0,)

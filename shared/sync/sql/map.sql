@@ -152,20 +152,25 @@ SELECT
         WHEN (%(aliases)s::jsonb -> 'availability' ->> t.availability_key) IS NULL
             THEN 'unknown availability ' || caratflow_quoted(t.availability_text)
         WHEN t.offer_id IS NULL THEN 'offer id missing'
-        -- One cheap test per row; the field is named only for the rare row over a bound.
+        -- One cheap test per row; the field is named only for the rare row over a bound. Grades are
+        -- looked up, not stored, but a 20 kB grade is no grade: a reject too (an unknown short one is NULL).
         WHEN greatest(length(t.offer_id), length(t.supplier_stock_id), length(t.supplier_id),
                       length(t.supplier_name), length(t.fluorescence_color), length(t.fancy_color),
                       length(t.fancy_intensity), length(t.fancy_overtone), length(t.lab_grown_type),
                       length(t.eye_clean), length(t.brown), length(t.green), length(t.milky),
                       length(t.mine_of_origin), length(t.girdle), length(t.culet),
-                      length(t.certificate_number)) > %(mapped_text_max_chars)s
+                      length(t.certificate_number), length(t.color_key), length(t.clarity_key), length(t.cut_key),
+                      length(t.polish_key), length(t.symmetry_key), length(t.fluorescence_key),
+                      length(t.lab_key)) > %(mapped_text_max_chars)s
             THEN caratflow_too_long(
                 ARRAY['offer_id', 'supplier_stock_id', 'supplier_id', 'supplier_name', 'fluorescence_color',
                       'fancy_color', 'fancy_intensity', 'fancy_overtone', 'lab_grown_type', 'eye_clean', 'brown',
-                      'green', 'milky', 'mine_of_origin', 'girdle', 'culet', 'certificate_number'],
+                      'green', 'milky', 'mine_of_origin', 'girdle', 'culet', 'certificate_number', 'color', 'clarity',
+                      'cut', 'polish', 'symmetry', 'fluorescence', 'lab'],
                 ARRAY[t.offer_id, t.supplier_stock_id, t.supplier_id, t.supplier_name, t.fluorescence_color,
                       t.fancy_color, t.fancy_intensity, t.fancy_overtone, t.lab_grown_type, t.eye_clean, t.brown,
-                      t.green, t.milky, t.mine_of_origin, t.girdle, t.culet, t.certificate_number],
+                      t.green, t.milky, t.mine_of_origin, t.girdle, t.culet, t.certificate_number, t.color_key,
+                      t.clarity_key, t.cut_key, t.polish_key, t.symmetry_key, t.fluorescence_key, t.lab_key],
                 %(mapped_text_max_chars)s, 'mapped_text_max_chars')
         WHEN greatest(length(t.certificate_url), length(t.image_url), length(t.video_url), length(t.v360_url))
              > %(mapped_url_max_chars)s
