@@ -13,6 +13,24 @@ def canonical_json(payload: Any) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def storable_json(payload: Any) -> str:
+    """JSON that a jsonb column accepts for any item a feed sent, faithful to what arrived.
+
+    An ordinary item is its canonical JSON. jsonb cannot hold NUL or a lone surrogate, nor NaN or
+    Infinity, so a poison item is stored as a JSON *string* holding the item's JSON text in ASCII:
+    there NUL and surrogates read as the escapes \\u0000 / \\ud800 and NaN as the bare word NaN,
+    visibly, and `json.loads(payload #>> '{}')` gives back exactly the item that was sent.
+    """
+    try:
+        text: str | None = canonical_json(payload)
+        text.encode()  # a lone surrogate has no UTF-8 form
+    except (ValueError, UnicodeEncodeError):
+        text = None  # NaN, Infinity or a lone surrogate: the item is kept as text below
+    if text is not None and "\\u0000" not in text:
+        return text
+    return json.dumps(json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True))
+
+
 @dataclass(frozen=True)
 class FeedItem:
     """One stone offer that passed validation, keyed by the supplier's stone id."""
@@ -21,11 +39,15 @@ class FeedItem:
     offer_id: str
     payload: str  # canonical JSON, stored as-is in raw_stones.payload
     payload_hash: bytes  # sha256 of `payload`
+    price_cents: int | None = None  # as validated: ranks duplicates of one stone id in a run
+    item_index: int | None = None  # position in the page as served (None: its place in `items`)
 
     @classmethod
-    def from_payload(cls, stone_id: str, offer_id: str, payload: Any) -> FeedItem:
+    def from_payload(
+        cls, stone_id: str, offer_id: str, payload: Any, price_cents: int | None = None, item_index: int | None = None
+    ) -> FeedItem:
         text = canonical_json(payload)
-        return cls(stone_id, offer_id, text, hashlib.sha256(text.encode()).digest())
+        return cls(stone_id, offer_id, text, hashlib.sha256(text.encode()).digest(), price_cents, item_index)
 
 
 @dataclass(frozen=True)

@@ -2,19 +2,42 @@
 
 Only what the catalogue cannot do without is required (ids, price, shape, carats, lab-grown flag);
 the rest is optional here and mapped later. Unknown fields are kept: the raw row stores the item as
-received. A failing item becomes a RejectedItem with pydantic's reason; the page goes on.
+received. A failing item becomes a RejectedItem with its reason; the page goes on.
+
+A poison item (a NUL, a lone surrogate or another character `shared.text.check_text` refuses, or a
+NaN/Infinity number, in any key or value at any depth) is one such reject: PostgreSQL cannot store it
+and canonical JSON cannot be written for it, so left in the page it would fail the whole page.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.feed.page import FeedItem, RejectedItem, canonical_json
+from shared.feed.page import FeedItem, RejectedItem, canonical_json, storable_json
+from shared.text import check_text
 
-_Id = Field(min_length=1, max_length=200)
+
+def _not_blank(value: str) -> str:
+    # A whitespace-only id collapsed different stones into one raw row: it names no stone.
+    if not value.strip():
+        raise ValueError("id is blank")
+    return value
+
+
+_Id = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text), AfterValidator(_not_blank)]
+
+# In canonical JSON (ensure_ascii=False) a character check_text refuses shows either as itself (DEL,
+# C1, surrogates, non-characters) or as an escape (\u00XX, \b, \f for C0). A hit (rarely a false
+# one, e.g. a literal backslash-b) sends the item through the exact walk below; clean items skip it.
+_SUSPECT = re.compile(r"[\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]|\\u00[01]|\\[bf]")
+_MAX_REASONS = 5
 
 
 class _Lenient(BaseModel):
@@ -32,13 +55,13 @@ class Certificate(_Lenient):
 
 
 class Diamond(_Lenient):
-    id: str = _Id
+    id: _Id
     availability: str | None = None
     certificate: Certificate
 
 
 class Item(_Lenient):
-    id: str = _Id
+    id: _Id
     price: int = Field(ge=0, strict=False)  # cents
     diamond: Diamond
 
@@ -50,13 +73,68 @@ def validate_items(raw_items: Any) -> tuple[list[FeedItem], list[RejectedItem]]:
     items: list[FeedItem] = []
     rejects: list[RejectedItem] = []
     for index, raw in enumerate(raw_items):
+        text = _canonical_or_none(raw)
+        if text is None or _SUSPECT.search(text):
+            poison = poison_reasons(raw)
+            if poison:
+                rejects.append(RejectedItem(index, _readable_stone_id(raw), poison, storable_json(raw)))
+                continue
         try:
             item = Item.model_validate(raw)
         except ValidationError as exc:
-            rejects.append(RejectedItem(index, _readable_stone_id(raw), _reason(exc), canonical_json(raw)))
+            rejects.append(RejectedItem(index, _readable_stone_id(raw), _reason(exc), storable_json(raw)))
             continue
-        items.append(FeedItem.from_payload(item.diamond.id, item.id, raw))
+        assert text is not None  # no poison: canonical JSON was written
+        digest = hashlib.sha256(text.encode()).digest()
+        items.append(FeedItem(item.diamond.id, item.id, text, digest, item.price, index))
     return items, rejects
+
+
+def poison_reasons(raw: Any) -> str:
+    """Every refused character and non-finite number in `raw`, by path ("" when there is none)."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", raw)]  # iterative: the feed decides how deep items nest
+    while stack and len(found) < _MAX_REASONS:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, child in reversed(list(value.items())):
+                problem = _text_problem(key)
+                if problem:
+                    found.append(f"{path or 'item'}: key {_visible(key)}: {problem}")
+                stack.append((_join(path, _visible(key) if problem else key), child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                found.append(f"{path or 'item'}: {problem}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{path or 'item'}: {value!r} is not a number JSON or PostgreSQL can hold")
+    return "; ".join(found)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _canonical_or_none(raw: Any) -> str | None:
+    try:
+        return canonical_json(raw)
+    except ValueError:  # NaN or Infinity somewhere: poison_reasons names where
+        return None
+
+
+def _text_problem(text: str) -> str | None:
+    try:
+        check_text(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _visible(text: str) -> str:
+    """`text` as an ASCII JSON string literal: refused characters show as \\uXXXX escapes."""
+    return json.dumps(text)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -65,6 +143,9 @@ def _reason(exc: ValidationError) -> str:
 
 
 def _readable_stone_id(raw: Any) -> str | None:
+    """The stone id for the reject row, refused characters escaped so that the row can be stored."""
     diamond = raw.get("diamond") if isinstance(raw, dict) else None
     stone_id = diamond.get("id") if isinstance(diamond, dict) else None
-    return stone_id if isinstance(stone_id, str) and stone_id else None
+    if not isinstance(stone_id, str) or not stone_id:
+        return None
+    return stone_id if _text_problem(stone_id) is None else _visible(stone_id)[1:-1]
