@@ -1,5 +1,16 @@
 """Finalizing a run: delist what a complete full run did not see, relist what came back, advance the
-watermark, write the summary. Safe to run again for the same run."""
+watermark, write the summary. Safe to run again for the same run.
+
+The summary is counted from the database, not from what the consolidation activities returned: a
+consolidator killed mid-slice returns nothing for the batches it had committed, and a resumed run
+starts counting afresh.
+
+Finalize joins the whole catalogue to the raw rows. Right after a first load the planner's statistics
+still describe the tables as they were before it (empty, or another feed's), and a nested loop
+estimated at one row runs quadratic: 8 minutes for 33k stones. So finalize first analyzes the tables
+it reads when they changed a lot since their last analysis, and runs its joins with nested loops off
+(hash or merge joins, linear whatever the estimates say).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ import uuid
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -26,11 +38,12 @@ FROM partitions WHERE run_id = %s
 """
 
 # A stone is delisted when this (complete, full) run did not see it; soft delete with a timestamp.
+# An anti-join: a listed stone whose raw row is gone was not seen either.
 _DELIST = """
 UPDATE diamonds d SET delisted_at = now(), updated_at = now()
-FROM raw_stones r
-WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
-  AND r.last_seen_run_id <> %(run)s AND d.delisted_at IS NULL
+WHERE d.feed = %(feed)s AND d.delisted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM raw_stones r
+                  WHERE r.feed = d.feed AND r.stone_id = d.stone_id AND r.last_seen_run_id = %(run)s)
 """
 
 # A delisted stone that this run saw again is listed again, even when its payload did not change
@@ -44,23 +57,65 @@ WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
 """
 
 
-def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dict[str, Any]) -> dict[str, Any]:
-    """Close the run and return its summary. The catalogue is only pruned after a complete full run."""
+# What this run's consolidation wrote, however many activities (and restarts) it took. Counted
+# before relisting, which stamps the run on the stones it lists again. Mapping rejects carry no run:
+# only this feed's run consolidates while it is active, so those since the run started are its own.
+_CONSOLIDATED = """
+SELECT (SELECT count(*) FROM diamonds WHERE feed = %(feed)s AND last_seen_run_id = %(run)s)::int AS catalogued,
+       (SELECT count(*) FROM mapping_rejects
+        WHERE feed = %(feed)s AND rejected_at >= %(started_at)s)::int AS rejected,
+       (SELECT count(*) FROM price_history WHERE run_id = %(run)s)::int AS repriced
+"""
+
+# The tables finalize joins, and the columns its statements read of the wide raw rows.
+_ANALYZED = {"diamonds": (), "raw_stones": ("feed", "stone_id", "last_seen_run_id"), "raw_pending": ()}
+# Analyze a table when this share of its rows changed since its last analysis (autovacuum's default
+# is the same 10%, but it runs on its own schedule: a first load is finalized before it comes).
+_STALE_SHARE = 0.1
+_STALE = """
+SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = ANY (%s::regclass[])
+  AND (coalesce(s.last_analyze, s.last_autoanalyze) IS NULL
+       OR s.n_mod_since_analyze > %s * greatest(c.reltuples, 0) + 1000)
+"""
+
+
+def refresh_statistics(conn: psycopg.Connection) -> list[str]:
+    """Analyze the tables finalize reads that changed a lot since their last analysis; return their names."""
+    stale = [name for (name,) in conn.execute(_STALE, (list(_ANALYZED), _STALE_SHARE))]
+    for name in stale:
+        columns = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.Identifier, _ANALYZED[name])))
+        conn.execute(sql.SQL("ANALYZE {} {}").format(sql.Identifier(name), columns if _ANALYZED[name] else sql.SQL("")))
+    return stale
+
+
+def finalize_run(
+    conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Close the run and return its summary. The catalogue is only pruned after a complete full run.
+
+    `consolidation` (what the consolidators returned) is not read: the summary counts from the database.
+    """
     run = get_run(conn, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
+    refresh_statistics(conn)
     with conn.transaction():
         with conn.cursor(row_factory=dict_row) as cur:
             totals = cur.execute(_PARTITION_TOTALS, (run_id,)).fetchone()
             timing = cur.execute(
                 "SELECT started_at, now() AS finished_at, summary FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
             ).fetchone()
-        if timing["summary"] is not None:
-            return timing["summary"]  # finalized already: the same summary again
+            if timing["summary"] is not None:
+                return timing["summary"]  # finalized already: the same summary again
+            params = {"feed": run.feed, "run": run_id}
+            consolidated = cur.execute(_CONSOLIDATED, {**params, "started_at": timing["started_at"]}).fetchone()
         complete = totals["partitions"] > 0 and totals["fetched_partitions"] == totals["partitions"]
-        params = {"feed": run.feed, "run": run_id}
+        # Both join every stone of the feed: hash joins, whatever the estimates (see the module's docstring).
+        conn.execute("SET LOCAL enable_nestloop = off")
         delisted = conn.execute(_DELIST, params).rowcount if complete and run.kind == "full" else 0
         relisted = conn.execute(_RELIST, params).rowcount
+        conn.execute("SET LOCAL enable_nestloop = on")
         if complete:
             conn.execute(
                 """INSERT INTO feed_state (feed, watermark, last_full_run_id) VALUES (%(feed)s, %(as_of)s,
@@ -91,11 +146,11 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dic
             "new": totals["new"],
             "changed": totals["changed"],
             "unchanged": totals["fetched"] - totals["new"] - totals["changed"],
-            "rejected": totals["rejected"] + consolidation.get("rejected", 0),
+            "rejected": totals["rejected"] + consolidated["rejected"],
             "delisted": delisted,
             "relisted": relisted,
-            "catalogued": consolidation.get("catalogued", 0),
-            "repriced": consolidation.get("repriced", 0),
+            "catalogued": consolidated["catalogued"],
+            "repriced": consolidated["repriced"],
             "seconds": round(seconds, 3),
             "stones_per_second": round(totals["fetched"] / seconds, 1),
         }
