@@ -1,4 +1,8 @@
-"""Live progress of a run, read from the database, and the run summary, for the terminal."""
+"""Live progress of a run, read from the database, and the run summary, for the terminal.
+
+The run outlives a restart of its database (the host's threads and the activities' retries carry on),
+so the watcher does too: while the database is unreachable it says so in one line and keeps asking.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import uuid
 from typing import Any, TextIO
 
 from local_host.client import InstanceStatus, LocalDurableClient
+from shared.db.pools import unavailable
 from shared.sync import runs
 
 BAR = 20
@@ -25,10 +30,27 @@ def watch(
     deadline = time.monotonic() + timeout
     drawn = 0
     announced: set[int] = set()
+    lost_at: float | None = None
     while True:
-        status = client.get_status(instance_id)
-        custom = status.custom_status or {}
-        partitions = _partitions(client, custom.get("run_id"))
+        try:
+            status = client.get_status(instance_id)
+            custom = status.custom_status or {}
+            partitions = _partitions(client, custom.get("run_id"))
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            if lost_at is None:
+                lost_at = time.monotonic()
+                out.write(f"database unavailable ({_reason(exc)}); the run waits for it\n")
+                out.flush()
+                drawn = 0  # the progress block starts again below the notice
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{instance_id}: database unavailable at the deadline") from exc
+            time.sleep(interval)
+            continue
+        if lost_at is not None:
+            out.write(f"database back after {time.monotonic() - lost_at:.0f} s; the run goes on\n")
+            lost_at = None
         if out.isatty():
             drawn = _redraw(out, drawn, _block(custom, partitions))
         else:
@@ -42,6 +64,11 @@ def watch(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{instance_id} still {status.runtime_status}")
         time.sleep(interval)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the error: enough to tell a restart from a refused connection."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _partitions(client: LocalDurableClient, run_id: str | None) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 
 from local_host import store
 from local_host.engine import activity_failure, activity_result, run_episode
+from shared.db.pools import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,7 @@ class LocalHost:
 
     def start(self) -> LocalHost:
         self._stop.clear()
-        self._liveness = psycopg.connect(self.pool.conninfo, autocommit=True)
-        self._liveness.execute("SELECT pg_advisory_lock(%s)", (_liveness_key(self.host_id),))
+        self._hold_liveness()
         self.reclaim_dead_hosts()
         loops = [("dispatch", self._loop, self.dispatch_one)] * self.dispatchers
         loops += [("activity", self._loop, self.run_one_activity)] * self.activity_workers
@@ -123,8 +123,14 @@ class LocalHost:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
-        with self.pool.connection() as conn:
-            store.release_leases(conn, self.host_id)
+        try:
+            with self.pool.connection() as conn:
+                store.release_leases(conn, self.host_id)
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            # Nothing is lost: the leases lapse, and the next host reclaims them as a dead host's.
+            log.warning("leases not released: database unavailable", extra={"host_id": self.host_id, "error": str(exc)})
         if self._liveness is not None:
             self._liveness.close()
             self._liveness = None
@@ -135,6 +141,14 @@ class LocalHost:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    def _hold_liveness(self) -> None:
+        """Hold this host's liveness lock on a connection of its own: other hosts take a host whose lock is
+        free for dead and release its leases. A database restart frees it; the lease loop takes it again."""
+        if self._liveness is not None:
+            self._liveness.close()
+        self._liveness = psycopg.connect(self.pool.conninfo, autocommit=True)
+        self._liveness.execute("SELECT pg_advisory_lock(%s)", (_liveness_key(self.host_id),))
 
     def wake(self) -> None:
         with self._wake:
@@ -167,8 +181,16 @@ class LocalHost:
         while not self._stop.is_set():
             try:
                 worked = step()
-            except Exception:
-                log.exception("host loop step failed; retrying", extra={"host_id": self.host_id, "step": step.__name__})
+            except Exception as exc:
+                if unavailable(exc):  # a restart or an outage, not a bug: one line, no traceback
+                    log.warning(
+                        "host loop step failed: database unavailable; retrying",
+                        extra={"host_id": self.host_id, "step": step.__name__, "error": str(exc)},
+                    )
+                else:
+                    log.exception(
+                        "host loop step failed; retrying", extra={"host_id": self.host_id, "step": step.__name__}
+                    )
                 worked = False
                 time.sleep(self.poll_interval * 10)
             if not worked:
@@ -233,8 +255,17 @@ class LocalHost:
             with self._in_flight_lock:
                 running = list(self._in_flight)
             try:
+                if self._liveness is None or self._liveness.closed or self._liveness.broken:
+                    self._hold_liveness()
+                else:
+                    self._liveness.execute("SELECT 1")  # finds out that a restart closed it
                 with self.pool.connection() as conn:
                     store.renew_leases(conn, self.host_id, running, self.lease)
                 self.reclaim_dead_hosts()
-            except psycopg.Error:
-                log.exception("lease renewal failed", extra={"host_id": self.host_id})
+            except psycopg.Error as exc:
+                if unavailable(exc):
+                    log.warning(
+                        "lease renewal failed: database unavailable", extra={"host_id": self.host_id, "error": str(exc)}
+                    )
+                else:
+                    log.exception("lease renewal failed", extra={"host_id": self.host_id})

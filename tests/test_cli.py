@@ -181,3 +181,54 @@ def test_rotating_the_server_key_keeps_the_previous_one_verifying(env, database_
     assert f"server key {after.signing_version} now signs" in rotated.stdout
     token = before.seal(b"test", b"payload")
     assert after.unseal(b"test", token) == b"payload"
+
+
+@pytest.mark.slow
+def test_sync_outlives_a_restart_of_its_database(tmp_path) -> None:
+    """The database of `caratflow sync` (its run and the local host's state) stops for real mid-run and
+    starts again: the command keeps going, says so in one line each way, and the run succeeds."""
+    import time
+
+    import psycopg
+    from own_cluster import own_cluster
+
+    with own_cluster(tmp_path) as cluster, RunningEmulator(size=6000, seed=11, latency_ms=20) as feed:
+        env = {
+            **os.environ,
+            "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+            "DATABASE_URL": cluster.url,
+            "SCAN_STORE_DIR": str(tmp_path / "scans"),
+            "NIVODA_ENDPOINT": feed.url,
+            "NIVODA_USERNAME": feed.config.username,
+            "NIVODA_PASSWORD": feed.config.password.get_secret_value(),
+            "FEED_RATE_LIMIT_PER_SECOND": "500",
+            "PLAN_TARGET_PARTITION_SIZE": "400",
+            # Enough durable retries to outlast the outage: 1, 2, 4, 8 s apart.
+            "SYNC_FETCH_RETRY_FIRST_SECONDS": "1",
+        }
+        sync = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "sync", "--feed", "nivoda-natural", "--full"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with psycopg.connect(cluster.url, autocommit=True) as conn:
+                while not conn.execute("SELECT 1 FROM partitions WHERE status = 'fetched'").fetchone():
+                    assert sync.poll() is None, sync.stderr.read()[-3000:]
+                    time.sleep(0.05)
+            cluster.stop()
+            time.sleep(2)  # several polls of the watcher and of the host's loops fail meanwhile
+            cluster.start()
+            out, err = sync.communicate(timeout=240)
+        finally:
+            if sync.poll() is None:
+                sync.kill()
+    assert sync.returncode == 0, err[-3000:]
+    assert "Traceback" not in out + err, err[-3000:]
+    lost = [line for line in out.splitlines() if line.startswith("database unavailable")]
+    back = [line for line in out.splitlines() if line.startswith("database back after")]
+    assert len(lost) == 1, out
+    assert len(back) == 1, out
+    assert ": succeeded" in out

@@ -68,6 +68,29 @@ def snapshot(database_url: str) -> tuple[list[tuple], list[tuple], int]:
     return catalogue, runs, pages
 
 
+def summary(database_url: str) -> dict:
+    """The run's summary, less what differs between any two runs (its id, how long it took)."""
+    with psycopg.connect(database_url) as conn:
+        (found,) = conn.execute("SELECT summary FROM runs").fetchone()
+    return {key: value for key, value in found.items() if key not in ("run_id", "seconds", "stones_per_second")}
+
+
+def kill_once_consolidating(process: subprocess.Popen, database_url: str) -> bool:
+    """SIGKILL the process once some but not all of its run's batches are consolidated; False if it ended first."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while process.poll() is None:
+            (started,) = conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'consolidating')
+                          AND EXISTS (SELECT 1 FROM diamonds) AND EXISTS (SELECT 1 FROM raw_pending)"""
+            ).fetchone()
+            if started:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+                return True
+            time.sleep(0.02)
+    return False
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume(slow_feed, new_database, tmp_path) -> None:
     reference_db = new_database()
@@ -78,6 +101,8 @@ def test_sigkill_at_random_moments_then_resume(slow_feed, new_database, tmp_path
     expected, expected_runs, _ = snapshot(reference_db)
     assert expected_runs[0][0] == "succeeded"
     assert len(expected) > 4000
+    expected_summary = summary(reference_db)
+    assert expected_summary["catalogued"] == len(expected)
 
     chance = random.Random(20261122)
     for trial in range(3):
@@ -100,7 +125,16 @@ def test_sigkill_at_random_moments_then_resume(slow_feed, new_database, tmp_path
         assert kills >= 1
         assert run_rows == [("succeeded", str(len(expected)))]
         assert catalogue == expected
+        assert summary(database) == expected_summary
         # Every page was applied once; a killed host can have had at most a few pages in flight (one per
         # activity worker), so nothing near a whole partition was fetched a second time.
         refetched = pages_served(slow_feed) - served_before - pages_applied
         assert 0 <= refetched <= kills * 4, f"{refetched} pages fetched twice over {kills} kills"
+
+    # Killed in the middle of consolidation for sure: batches committed before the kill count too.
+    database = new_database()
+    env = environment(database, slow_feed, tmp_path / "consolidating")
+    assert kill_once_consolidating(caratflow("sync", "--feed", "nivoda-natural", "--full", env=env), database)
+    finish(env)
+    assert snapshot(database)[0] == expected
+    assert summary(database) == expected_summary
