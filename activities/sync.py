@@ -18,7 +18,8 @@ from shared.feed.registry import get_feed
 from shared.feed.source import FeedSource, PriceBand
 from shared.planning.plan import plan_for
 from shared.sync import fetch, runs
-from shared.sync.consolidate import MappingBounds, consolidate
+from shared.sync.bounds import MappingBounds
+from shared.sync.consolidate import consolidate
 from shared.sync.finalize import finalize_run as finalize
 from shared.telemetry import observed_activity, record_dead_letter, record_partition, record_stones_fetched
 
@@ -125,6 +126,7 @@ def fetch_partition(request: dict) -> dict:
         request["partition_no"],
         page_size=settings.feed_page_size,
         max_pages=settings.sync_max_pages_per_partition,
+        bounds=MappingBounds.from_settings(settings),
     )
     record_partition(run.feed, result.status)
     return result.__dict__

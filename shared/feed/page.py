@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 
@@ -41,6 +42,7 @@ class FeedItem:
     payload_hash: bytes  # sha256 of `payload`
     price_cents: int | None = None  # as validated: ranks duplicates of one stone id in a run
     item_index: int | None = None  # position in the page as served (None: its place in `items`)
+    carats: Decimal | None = None  # as validated: with the price, says whether the offer is plausible
 
     @classmethod
     def from_payload(

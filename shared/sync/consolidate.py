@@ -24,14 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from importlib import resources
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from shared.config import Settings
+from shared.sync.bounds import MappingBounds
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +48,6 @@ _CLEAR = _sql("clear.sql")
 # (an index row too large), raised by a trigger. Anything else (connection, deadlock, disk, our own
 # SQL) is not the row's fault and fails the batch as before.
 _ROW_REFUSALS = ("22", "23", "54", "P0")
-
-
-@dataclass(frozen=True)
-class MappingBounds:
-    """Plausibility and length bounds the mapping rejects beyond (shared/config.py documents them)."""
-
-    plausible_carats_min: Decimal
-    plausible_carats_max: Decimal
-    plausible_price_per_carat_min_cents: int
-    plausible_price_per_carat_max_cents: int
-    mapped_text_max_chars: int
-    mapped_url_max_chars: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> MappingBounds:
-        """The configured bounds; the settings' defaults without settings."""
-        names = cls.__dataclass_fields__
-        if settings is None:
-            return cls(**{name: Settings.model_fields[name].default for name in names})
-        return cls(**{name: getattr(settings, name) for name in names})
 
 
 class UnpricedStones(RuntimeError):

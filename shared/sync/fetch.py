@@ -10,8 +10,10 @@ arrive mid-stream); a page cap stops a feed that never ends.
 Duplicates. A stone id served by two items of one run (in one page, or across pages and partitions)
 keeps ONE item in raw_stones; every other item is a row of `feed_duplicates` naming the winner by
 position (partition, page offset, item index). The rule, as the peers' lowest-price dedupe: the
-lowest price wins, then the lowest offer id, then the lowest payload hash, then the lowest position
-(identical items). It depends only on the items, so the winner is the same whatever order pages
+lowest plausible price wins (a missing price, or one outside the plausibility bounds of
+shared/sync/bounds.py, ranks last: `seen_price` and the duplicate's `price_cents` are then NULL),
+then the lowest offer id, then the lowest payload hash, then the lowest position (identical items).
+It depends only on the items, so the winner is the same whatever order pages
 and partitions are applied, retried or resumed in. Each raw row remembers which item of its
 `last_seen_run_id` it holds (price and position), so a later item is compared with it; a page's
 stone ids are advisory-locked so two partitions compare in turn. A displaced winner becomes a
@@ -32,6 +34,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.feed.page import FeedItem, FeedPage
 from shared.feed.source import FeedSource, PriceBand
+from shared.sync.bounds import MappingBounds
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +172,11 @@ def fetch_partition(
     *,
     page_size: int,
     max_pages: int,
+    bounds: MappingBounds | None = None,
 ) -> PartitionResult:
-    """Fetch a partition from its checkpoint to its end. Safe to run again at any point."""
+    """Fetch a partition from its checkpoint to its end. Safe to run again at any point. `bounds` tell a
+    plausible offer from an implausible one for the duplicate rule (default: the settings' defaults)."""
+    bounds = bounds or MappingBounds.from_settings()
     with pool.connection() as conn:
         state = _start(conn, run_id, partition_no)
     if state["status"] == "fetched":
@@ -183,7 +189,7 @@ def fetch_partition(
         page = source.page(band, offset, page_size, state["updated_from"])
         try:
             with pool.connection() as conn, conn.transaction():
-                _apply_page(conn, source.feed, run_id, partition_no, page)
+                _apply_page(conn, source.feed, run_id, partition_no, page, bounds)
         except PartitionMoved:
             with pool.connection() as conn:
                 state = _state(conn, run_id, partition_no)
@@ -202,7 +208,9 @@ def fetch_partition(
         offset += page.received
 
 
-def _apply_page(conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partition_no: int, page: FeedPage) -> None:
+def _apply_page(
+    conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partition_no: int, page: FeedPage, bounds: MappingBounds
+) -> None:
     # A page's rows and its checkpoint commit together, so a commit lost to a database crash loses
     # both and the page is simply fetched again: no need to wait for the WAL flush on every page.
     # The last page commits durably, which (WAL being sequential) makes every earlier page durable
@@ -231,7 +239,7 @@ def _apply_page(conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partitio
     if not moved:
         raise PartitionMoved(f"partition {partition_no} is no longer at offset {page.offset}")
     if page.items:
-        new, changed, duplicates = _write_items(conn, feed, run_id, partition_no, page)
+        new, changed, duplicates = _write_items(conn, feed, run_id, partition_no, page, bounds)
         conn.execute(
             """UPDATE partitions SET rows_new = rows_new + %s, rows_changed = rows_changed + %s,
                       rows_duplicate = rows_duplicate + %s
@@ -251,13 +259,16 @@ def _apply_page(conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partitio
 
 
 def _write_items(
-    conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partition_no: int, page: FeedPage
+    conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partition_no: int, page: FeedPage, bounds: MappingBounds
 ) -> tuple[int, int, int]:
     """Upsert the page's winning items, record its duplicates; (new, changed, duplicates recorded)."""
     incoming: dict[str, list[_Contender]] = defaultdict(list)
     for place, item in enumerate(page.items):
         index = place if item.item_index is None else item.item_index
-        price = None if item.price_cents is None else Decimal(item.price_cents)
+        # The price the rule ranks by: none for an implausible offer, which therefore never wins over a
+        # plausible one (a stolen id served at $0 must not displace the real stone, only to be rejected).
+        plausible = bounds.plausible(item.price_cents, item.carats)
+        price = Decimal(item.price_cents) if plausible and item.price_cents is not None else None
         contender = _Contender(price, item.offer_id, item.payload_hash, (partition_no, page.offset, index), item)
         incoming[item.stone_id].append(contender)
     ids = sorted(incoming)

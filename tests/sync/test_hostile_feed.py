@@ -13,6 +13,8 @@ from pydantic import SecretStr
 
 from emulator.config import FaultSettings
 from shared.db.connect import open_pool
+from shared.feed.nivoda.items import validate_items
+from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
 from shared.sync import runs
@@ -158,3 +160,47 @@ def test_the_winner_is_the_same_in_any_order_and_after_resume(feed, sync_setting
     assert across, "some duplicates lie in another partition than their winner"
     for other in outcomes[1:]:
         assert other == outcomes[0]
+
+
+class _CannedSource:
+    """The supplier at the edge: pages of raw items, checked by the real item validation."""
+
+    feed = FEED
+
+    def __init__(self, pages: list[list[dict]]) -> None:
+        self.pages = pages
+
+    def count(self, band, updated_from=None) -> int:
+        return sum(map(len, self.pages))
+
+    def page(self, band, offset: int, limit: int, updated_from=None) -> FeedPage:
+        served = [item for page in self.pages for item in page]
+        items, rejects = validate_items(served[offset : offset + limit])
+        return FeedPage(offset, items, rejects)
+
+
+def _offer(offer_id: str, stone_id: str, price_cents: int, carats: str = "1.00") -> dict:
+    certificate = {"shape": "ROUND", "carats": carats, "labgrown": False, "color": "G", "clarity": "VS1"}
+    return {"id": offer_id, "price": price_cents, "diamond": {"id": stone_id, "certificate": certificate}}
+
+
+def test_an_implausible_offer_under_a_stolen_id_never_displaces_the_real_stone(pool) -> None:
+    real, thief = _offer("offer-real", "S-1", 450_000), _offer("offer-thief", "S-1", 0)
+    absurd = _offer("offer-absurd", "S-1", 400_000, carats="999.99")  # $4/ct: cheaper, but not believable
+    for order in ([real, thief, absurd], [thief, absurd, real]):
+        run_id = uuid.uuid4()
+        with pool.connection() as conn:
+            runs.create_run(conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None,
+                            as_of=datetime.now(UTC))  # fmt: skip
+            runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+        fetch_partition(pool, _CannedSource([[item] for item in order]), run_id, 0, page_size=1, max_pages=10)
+        with pool.connection() as conn:
+            held = conn.execute("SELECT offer_id FROM raw_stones WHERE stone_id = 'S-1'").fetchone()[0]
+            lost = conn.execute(
+                "SELECT offer_id, price_cents, winner_offer_id FROM feed_duplicates WHERE run_id = %s ORDER BY 1",
+                (run_id,),
+            ).fetchall()
+            conn.execute("UPDATE runs SET status = 'succeeded', finished_at = now() WHERE run_id = %s", (run_id,))
+        assert held == "offer-real", order
+        # The losers are on record, naming the winner; an implausible offer ranks with no price.
+        assert lost == [("offer-absurd", None, "offer-real"), ("offer-thief", None, "offer-real")], order

@@ -21,7 +21,8 @@ from psycopg_pool import ConnectionPool
 from emulator.hostile import LONG_FIELDS
 from shared.planning.partitions import Partition
 from shared.sync import runs
-from shared.sync.consolidate import ConsolidationResult, MappingBounds, consolidate
+from shared.sync.bounds import MappingBounds
+from shared.sync.consolidate import ConsolidationResult, consolidate
 from shared.sync.finalize import finalize_run
 
 FEED = "nivoda-natural"

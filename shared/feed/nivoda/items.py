@@ -86,7 +86,8 @@ def validate_items(raw_items: Any) -> tuple[list[FeedItem], list[RejectedItem]]:
             continue
         assert text is not None  # no poison: canonical JSON was written
         digest = hashlib.sha256(text.encode()).digest()
-        items.append(FeedItem(item.diamond.id, item.id, text, digest, item.price, index))
+        carats = item.diamond.certificate.carats
+        items.append(FeedItem(item.diamond.id, item.id, text, digest, item.price, index, carats))
     return items, rejects
 
 
