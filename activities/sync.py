@@ -187,7 +187,7 @@ def consolidate_feed(request: dict) -> dict:
 def finalize_run(request: dict) -> dict:
     with deps.pool().connection() as conn:
         runs.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
-        return finalize(conn, uuid.UUID(request["run_id"]), request.get("consolidation") or {})
+        return finalize(conn, uuid.UUID(request["run_id"]))
 
 
 @bp.activity_trigger(input_name="request")

@@ -65,10 +65,10 @@ def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings
 FINALIZE_SECONDS: dict[str, float] = {}  # per feed, of the last full_sync
 
 
-def timed_finalize(conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dict | None = None) -> dict:
+def timed_finalize(conn: psycopg.Connection, run_id: uuid.UUID) -> dict:
     """finalize_run as the activity calls it, timed."""
     started = time.perf_counter()
-    summary = finalize_run(conn, run_id, consolidation)
+    summary = finalize_run(conn, run_id)
     FINALIZE_SECONDS[summary["feed"]] = time.perf_counter() - started
     return summary
 

@@ -430,11 +430,11 @@ def _events(conn: psycopg.Connection) -> list[tuple]:
 def test_finalize_records_the_run_outcome_in_its_transaction(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         complete, partial, undone = _prepared_run(conn, 2), _prepared_run(conn, 2, failed=1), _prepared_run(conn, 1)
-        summary = finalize_run(conn, complete, {})
-        finalize_run(conn, complete, {})  # finalized again: no second event
-        finalize_run(conn, partial, {})
+        summary = finalize_run(conn, complete)
+        finalize_run(conn, complete)  # finalized again: no second event
+        finalize_run(conn, partial)
         with conn.transaction(force_rollback=True):  # the surrounding transaction rolls back
-            finalize_run(conn, undone, {})
+            finalize_run(conn, undone)
         conn.commit()
         events = _events(conn)
         status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (undone,)).fetchone()[0]

@@ -31,6 +31,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from shared.sync.bounds import MappingBounds
+from shared.sync.statistics import refresh_statistics
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ def consolidate(
     deadline = time.monotonic() + max_seconds
     params = {"feed": feed, "limit": batch_size, "worker": worker, "lease": lease, "lab_grown": lab_grown_default}
     params |= (bounds or MappingBounds.from_settings()).__dict__
+    with pool.connection() as conn:
+        # A first load has just filled raw_stones: its joins must not be planned on the empty table's figures.
+        refresh_statistics(conn)
     while True:
         with pool.connection() as conn:
             claimed = conn.execute(_CLAIM, params).rowcount

@@ -18,12 +18,12 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from shared.notify.events import record_event
 from shared.sync.runs import get_run
+from shared.sync.statistics import refresh_statistics
 
 _PARTITION_TOTALS = """
 SELECT count(*) AS partitions,
@@ -67,35 +67,9 @@ SELECT (SELECT count(*) FROM diamonds WHERE feed = %(feed)s AND last_seen_run_id
        (SELECT count(*) FROM price_history WHERE run_id = %(run)s)::int AS repriced
 """
 
-# The tables finalize joins, and the columns its statements read of the wide raw rows.
-_ANALYZED = {"diamonds": (), "raw_stones": ("feed", "stone_id", "last_seen_run_id"), "raw_pending": ()}
-# Analyze a table when this share of its rows changed since its last analysis (autovacuum's default
-# is the same 10%, but it runs on its own schedule: a first load is finalized before it comes).
-_STALE_SHARE = 0.1
-_STALE = """
-SELECT c.relname FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = ANY (%s::regclass[])
-  AND (coalesce(s.last_analyze, s.last_autoanalyze) IS NULL
-       OR s.n_mod_since_analyze > %s * greatest(c.reltuples, 0) + 1000)
-"""
 
-
-def refresh_statistics(conn: psycopg.Connection) -> list[str]:
-    """Analyze the tables finalize reads that changed a lot since their last analysis; return their names."""
-    stale = [name for (name,) in conn.execute(_STALE, (list(_ANALYZED), _STALE_SHARE))]
-    for name in stale:
-        columns = sql.SQL("({})").format(sql.SQL(", ").join(map(sql.Identifier, _ANALYZED[name])))
-        conn.execute(sql.SQL("ANALYZE {} {}").format(sql.Identifier(name), columns if _ANALYZED[name] else sql.SQL("")))
-    return stale
-
-
-def finalize_run(
-    conn: psycopg.Connection, run_id: uuid.UUID, consolidation: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Close the run and return its summary. The catalogue is only pruned after a complete full run.
-
-    `consolidation` (what the consolidators returned) is not read: the summary counts from the database.
-    """
+def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
+    """Close the run and return its summary. The catalogue is only pruned after a complete full run."""
     run = get_run(conn, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")

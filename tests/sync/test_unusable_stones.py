@@ -185,7 +185,7 @@ def test_a_stone_that_turns_unusable_is_delisted_with_the_reason_and_relisted_wh
         )
         runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
         conn.execute("UPDATE raw_stones SET last_seen_run_id = %s", (run_id,))
-        assert finalize_run(conn, run_id, {})["relisted"] == 0
+        assert finalize_run(conn, run_id)["relisted"] == 0
     assert not any(on_sale for on_sale, _, _ in catalogue(pool).values())
 
     # The feed recovers, at a new price: listed again, at the new data; the rejects describe now.
