@@ -44,19 +44,52 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# The text fields the catalogue maps are declared as text: an object or a list there (a supplier's
+# schema gone wrong) is a reject naming the field, here where checking costs nothing next to the
+# feed's request budget, instead of being catalogued as its JSON text. Their values are mapped later.
+_Text = str | None
+
+
 class Certificate(_Lenient):
     shape: str = Field(min_length=1, max_length=50)
     carats: Decimal = Field(gt=0, lt=1000, decimal_places=3)
-    labgrown: bool | None = None
-    color: str | None = None
-    clarity: str | None = None
-    certNumber: str | None = None
-    lab: str | None = None
+    # Strict: pydantic would read "yes" as true, while the mapping reads only JSON true and false.
+    labgrown: bool | None = Field(default=None, strict=True)
+    color: _Text = None
+    clarity: _Text = None
+    certNumber: _Text = None
+    lab: _Text = None
+    pdfUrl: _Text = None
+    cut: _Text = None
+    polish: _Text = None
+    symmetry: _Text = None
+    floInt: _Text = None
+    floCol: _Text = None
+    girdle: _Text = None
+    culetSize: _Text = None
+    labgrown_type: _Text = None
+    f_color: _Text = None
+    f_intensity: _Text = None
+    f_overtone: _Text = None
+
+
+class Supplier(_Lenient):
+    id: _Text = None
+    name: _Text = None
 
 
 class Diamond(_Lenient):
     id: _Id
-    availability: str | None = None
+    availability: _Text = None
+    supplierStockId: _Text = None
+    image: _Text = None
+    video: _Text = None
+    eyeClean: bool | None = Field(default=None, strict=True)
+    brown: int | None = Field(default=None, strict=True)  # tinge levels 0-3
+    green: int | None = Field(default=None, strict=True)
+    milky: int | None = Field(default=None, strict=True)
+    mine_of_origin: _Text = None
+    supplier: Supplier | None = None
     certificate: Certificate
 
 

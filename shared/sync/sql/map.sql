@@ -179,8 +179,6 @@ SELECT
                 ARRAY['certificate_url', 'image_url', 'video_url', 'v360_url'],
                 ARRAY[t.certificate_url, t.image_url, t.video_url, t.v360_url],
                 %(mapped_url_max_chars)s, 'mapped_url_max_chars')
-        -- An object or a list where text belongs (a supplier's schema gone wrong).
-        WHEN w.not_text IS NOT NULL THEN w.not_text
         -- Grades that decide a price or a certificate: a value we cannot read is not sold as "unknown".
         -- (Cut, polish, symmetry and fluorescence only describe: an unknown one is catalogued as NULL.)
         WHEN t.fancy_color IS NULL AND t.color_key IS NOT NULL
@@ -196,24 +194,3 @@ SELECT
             THEN 'labgrown must be true or false, got ' || caratflow_quoted(t.lab_grown_text)
     END AS reject_reason
 FROM typed t
--- The text fields that came as an object or a list (jsonb_to_record renders them as JSON text). Each
--- field is looked at (caratflow_not_text, migration 0012) only in the rare row whose fields hold a
--- brace or a bracket at all.
-LEFT JOIN LATERAL (
-    SELECT caratflow_not_text(
-        ARRAY['offer_id', 'supplier_stock_id', 'supplier_id', 'supplier_name', 'fluorescence_color',
-              'fancy_color', 'fancy_intensity', 'fancy_overtone', 'lab_grown_type', 'eye_clean', 'brown',
-              'green', 'milky', 'mine_of_origin', 'girdle', 'culet', 'certificate_number', 'color', 'clarity',
-              'cut', 'polish', 'symmetry', 'fluorescence', 'lab', 'shape', 'availability', 'certificate_url',
-              'image_url', 'video_url'],
-        ARRAY[t.offer_id, t.supplier_stock_id, t.supplier_id, t.supplier_name, t.fluorescence_color,
-              t.fancy_color, t.fancy_intensity, t.fancy_overtone, t.lab_grown_type, t.eye_clean, t.brown,
-              t.green, t.milky, t.mine_of_origin, t.girdle, t.culet, t.certificate_number, t.color_key,
-              t.clarity_key, t.cut_key, t.polish_key, t.symmetry_key, t.fluorescence_key, t.lab_key,
-              t.shape_text, t.availability_text, t.certificate_url, t.image_url, t.video_url]) AS not_text
-    WHERE concat(t.offer_id, t.supplier_stock_id, t.supplier_id, t.supplier_name, t.fluorescence_color,
-                 t.fancy_color, t.fancy_intensity, t.fancy_overtone, t.lab_grown_type, t.eye_clean, t.brown,
-                 t.green, t.milky, t.mine_of_origin, t.girdle, t.culet, t.certificate_number, t.color_key,
-                 t.clarity_key, t.cut_key, t.polish_key, t.symmetry_key, t.fluorescence_key, t.lab_key,
-                 t.shape_text, t.availability_text, t.certificate_url, t.image_url, t.video_url) ~ '[[{]'
-) AS w ON true
