@@ -51,6 +51,10 @@ _CLEAR = _sql("clear.sql")
 _ROW_REFUSALS = ("22", "23", "54", "P0")
 
 
+class BatchRefused(RuntimeError):
+    """The database refused so much of a batch that isolating rows would hide a systemic fault."""
+
+
 class UnpricedStones(RuntimeError):
     """The active rule set does not price every stone (it lacks a catch-all rule): a configuration error."""
 
@@ -144,6 +148,9 @@ def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[
 
     Returns (existing, repriced, refused) where refused holds (stone_id, reason). Each attempt runs in a
     savepoint; k refused rows in a batch of n cost at most ~2k log2(n) attempts, on ever smaller sets.
+    When the database refuses more than a tenth of the batch, the fault is not the rows' (a constraint,
+    a trigger or a migration gone wrong refuses everything): the batch fails as a whole, so the run
+    fails visibly ("consolidation failed") instead of succeeding with every stone rejected.
     """
     try:
         with conn.transaction():
@@ -152,6 +159,7 @@ def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[
     except psycopg.Error as exc:
         if not _refused_by_row(exc):
             raise
+        first_error = exc
         log.warning("a batch write was refused; isolating the rows", extra={"error": str(exc)})
     conn.execute("CREATE TEMP TABLE priced_batch ON COMMIT DROP AS SELECT * FROM priced")
     stone_ids = [row[0] for row in conn.execute("SELECT stone_id FROM priced_batch ORDER BY stone_id")]
@@ -170,6 +178,11 @@ def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[
                 raise
             if len(subset) == 1:
                 refused.append((subset[0], _refusal_reason(exc)))
+                if len(refused) > max(1, len(stone_ids) // 10):
+                    raise BatchRefused(
+                        f"the database refused more than a tenth of a batch of {len(stone_ids)} rows, "
+                        f"so the fault is not the rows': {_refusal_reason(first_error)}"
+                    ) from first_error
             else:
                 pending.extend(_halves(subset))
             continue
