@@ -148,6 +148,20 @@ WHERE d.run_id = %(run)s AND d.feed = %(feed)s AND d.stone_id = w.stone_id
 """
 
 
+# A listed stone whose latest item the feed sent unusable is not sold at its stale data: delisted with
+# the reason, as consolidation delists a stone whose payload no longer maps (migration 0011), and
+# relisted when a run sees it usable again (finalize). Unless this run already holds a usable item for
+# it: then the reject is the lesser of two offers for one stone id, not the stone's description.
+_DELIST_REJECTED = """
+UPDATE diamonds d SET delisted_at = now(), updated_at = now(), delisted_reason = 'feed reject: ' || left(x.reason, 500)
+FROM (SELECT DISTINCT ON (stone_id) stone_id, reason
+      FROM unnest(%(ids)s::text[], %(reasons)s::text[]) AS x(stone_id, reason) ORDER BY stone_id) AS x
+WHERE d.feed = %(feed)s AND d.stone_id = x.stone_id AND d.delisted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM raw_stones r
+                  WHERE r.feed = d.feed AND r.stone_id = d.stone_id AND r.last_seen_run_id = %(run)s)
+"""
+
+
 @dataclass(frozen=True)
 class _Contender:
     """An item of this run for one stone id: in the page being applied, or held by the raw row."""
@@ -255,6 +269,12 @@ def _apply_page(
                     (run_id, partition_no, page.offset, r.item_index, r.stone_id, r.reason, r.payload)
                     for r in page.rejects
                 ],
+            )
+        named = [r for r in page.rejects if r.stone_id is not None]
+        if named:
+            conn.execute(
+                _DELIST_REJECTED,
+                {"feed": feed, "run": run_id, "ids": [r.stone_id for r in named], "reasons": [r.reason for r in named]},
             )
 
 

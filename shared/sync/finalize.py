@@ -49,7 +49,8 @@ WHERE d.feed = %(feed)s AND d.delisted_at IS NULL
 # A delisted stone that this run saw again is listed again, even when its payload did not change
 # (a changed payload is relisted by consolidation already).
 _RELIST = """
-UPDATE diamonds d SET delisted_at = NULL, listed_at = now(), updated_at = now(), last_seen_run_id = %(run)s
+UPDATE diamonds d SET delisted_at = NULL, delisted_reason = NULL, listed_at = now(), updated_at = now(),
+                      last_seen_run_id = %(run)s
 FROM raw_stones r
 WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
   AND r.last_seen_run_id = %(run)s AND d.delisted_at IS NOT NULL

@@ -18,7 +18,9 @@ from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
 from shared.sync import runs
+from shared.sync.consolidate import consolidate
 from shared.sync.fetch import PageCapReached, fetch_partition
+from shared.sync.finalize import finalize_run
 
 FEED = "nivoda-natural"
 POISON = [
@@ -204,3 +206,41 @@ def test_an_implausible_offer_under_a_stolen_id_never_displaces_the_real_stone(p
         assert held == "offer-real", order
         # The losers are on record, naming the winner; an implausible offer ranks with no price.
         assert lost == [("offer-absurd", None, "offer-real"), ("offer-thief", None, "offer-real")], order
+
+
+def _one_run(pool, items: list[dict], kind: str) -> uuid.UUID:
+    """One run of FEED over `items` (one partition, a page each): fetched, consolidated, finalized."""
+    run_id = uuid.uuid4()
+    with pool.connection() as conn:
+        created = runs.create_run(conn, run_id=run_id, feed=FEED, kind=kind, trigger="cli", instance_id=None,
+                                  as_of=datetime.now(UTC))  # fmt: skip
+        assert created.kind == kind
+        runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+    fetch_partition(pool, _CannedSource([[item] for item in items]), run_id, 0, page_size=1, max_pages=10)
+    consolidate(pool, FEED, worker="test", lab_grown_default=False)
+    with pool.connection() as conn:
+        finalize_run(conn, run_id)
+    return run_id
+
+
+def test_a_listed_stone_the_feed_now_sends_broken_is_delisted_until_it_is_usable_again(pool) -> None:
+    good = _offer("offer-1", "S-9", 450_000)
+    broken = {**good, "diamond": {**good["diamond"], "mine_of_origin": "Ja\x00neng"}}
+
+    def state() -> tuple:
+        with pool.connection() as conn:
+            return conn.execute(
+                "SELECT delisted_at IS NULL, delisted_reason FROM diamonds WHERE stone_id = 'S-9'"
+            ).fetchone()
+
+    _one_run(pool, [good], "full")
+    assert state() == (True, None)
+    _one_run(pool, [broken], "incremental")  # not sold at its stale data, even between full runs
+    listed, reason = state()
+    assert not listed
+    assert reason.startswith("feed reject: diamond.mine_of_origin: character U+0000")
+    _one_run(pool, [good], "incremental")  # the same usable payload as before: relisted
+    assert state() == (True, None)
+    # A broken copy next to a usable item of the same run does not delist the stone.
+    _one_run(pool, [good, broken], "incremental")
+    assert state() == (True, None)
