@@ -24,6 +24,17 @@ BINDING = json.dumps(
 )
 
 
+async def closing(call):
+    """Await `call`, then close the app's pool in the same event loop. The Functions worker's loop lives
+    as long as the process; a test's asyncio.run ends with it, and cancelling a pool's tasks that are
+    still connecting could wait forever (it hung a CI run)."""
+    try:
+        return await call
+    finally:
+        if functions._middleware is not None:
+            await functions._middleware._app.app.state.api.close()
+
+
 @pytest.fixture
 def http_api(monkeypatch, database_url, tmp_path):
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -57,7 +68,7 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
             first = await http_api(req=ready, context=None, client=binding)
             return first, await http_api(req=nowhere, context=None, client=binding)
 
-        response, missing = asyncio.run(both())
+        response, missing = asyncio.run(closing(both()))
     finally:
         functions._asgi = original
     assert response.status_code == 200
@@ -94,7 +105,7 @@ def test_azure_requests_are_verified_over_the_path_as_sent(http_api, settings, t
     request = func.HttpRequest(
         "GET", f"http://localhost{sent_to}", headers={"authorization": signature.header()}, body=b""
     )
-    response = asyncio.run(http_api(req=request, context=None, client=BINDING))
+    response = asyncio.run(closing(http_api(req=request, context=None, client=BINDING)))
     assert response.status_code == status, response.get_body()
 
 
