@@ -41,6 +41,7 @@ from orchestrators.sync_run import sync_instance_id  # noqa: E402
 from orchestrators.triggers import sync_request  # noqa: E402
 from shared.config import Settings, load_settings  # noqa: E402
 from shared.feed.page import FeedItem, FeedPage  # noqa: E402
+from shared.sync.bounds import MappingBounds  # noqa: E402
 from shared.sync.consolidate import consolidate  # noqa: E402
 from shared.sync.fetch import _apply_page  # noqa: E402
 from shared.sync.finalize import finalize_run  # noqa: E402
@@ -127,11 +128,12 @@ def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
                     digest = hashlib.sha256(payload.encode()).digest()
                 items.append(FeedItem(stone, offer, payload, digest))
             pages.append((feed, number, FeedPage(start, items)))
+    bounds = MappingBounds.from_settings()
     started = time.perf_counter()
     with psycopg.connect(database) as conn:
         for feed, number, page in pages:
             with conn.transaction():
-                _apply_page(conn, feed, run_id, number, page)
+                _apply_page(conn, feed, run_id, number, page, bounds)
     return len(rows) / (time.perf_counter() - started)
 
 

@@ -7,34 +7,23 @@ applied once: the second transaction finds the checkpoint moved and rolls back. 
 partition resumes from its checkpoint. Only a page with zero items ends a partition (short pages
 arrive mid-stream); a page cap stops a feed that never ends.
 
-Duplicates. A stone id served by two items of one run (in one page, or across pages and partitions)
-keeps ONE item in raw_stones; every other item is a row of `feed_duplicates` naming the winner by
-position (partition, page offset, item index). The rule, as the peers' lowest-price dedupe: the
-lowest plausible price wins (a missing price, or one outside the plausibility bounds of
-shared/sync/bounds.py, ranks last: `seen_price` and the duplicate's `price_cents` are then NULL),
-then the lowest offer id, then the lowest payload hash, then the lowest position (identical items).
-It depends only on the items, so the winner is the same whatever order pages
-and partitions are applied, retried or resumed in. Each raw row remembers which item of its
-`last_seen_run_id` it holds (price and position), so a later item is compared with it; a page's
-stone ids are advisory-locked so two partitions compare in turn. A displaced winner becomes a
-duplicate, and earlier losers are renamed to the new winner. An item at the position the raw row
-already holds is that same item (a page applied again), never its own duplicate.
+Duplicates (a stone id served by two items of one run) are resolved by shared/sync/duplicates.py
+before the page's winning items are written.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from shared.feed.page import FeedItem, FeedPage
+from shared.feed.page import FeedPage
 from shared.feed.source import FeedSource, PriceBand
 from shared.sync.bounds import MappingBounds
+from shared.sync.duplicates import resolve
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +48,6 @@ class PartitionResult:
 # Created once per pooled connection and emptied by every commit: no catalogue churn per page.
 _STAGE = """CREATE TEMP TABLE IF NOT EXISTS raw_item_stage (stone_id text, offer_id text, payload text,
                 payload_hash bytea, price numeric, item_index integer) ON COMMIT DELETE ROWS"""
-
-# Serialises the pages (of any partition) that carry the same stone ids, so each compares its items
-# with the item a raw row holds after the other committed. Locks are taken in key order: no deadlock.
-_LOCK_CLASS = 0x11D0  # the advisory-lock namespace of duplicate resolution (first of the two int keys)
-_LOCK_STONES = """
-SELECT pg_advisory_xact_lock(%(class)s, k)
-FROM (SELECT DISTINCT hashtext(%(feed)s || '/' || s) AS k FROM unnest(%(ids)s::text[]) AS s ORDER BY k OFFSET 0) AS keys
-"""
-
-# The items of this run that raw rows already hold for the page's stone ids.
-_HELD = """
-SELECT stone_id, seen_price, offer_id, payload_hash, seen_partition_no, seen_page_offset, seen_item_index
-FROM raw_stones
-WHERE feed = %(feed)s AND stone_id = ANY(%(ids)s) AND last_seen_run_id = %(run)s AND seen_partition_no IS NOT NULL
-"""
 
 # One statement: upsert the winning items (one per stone id) and queue the new or changed ones for
 # consolidation. Every part sees the table as it was, so `known` holds the hashes from before this page.
@@ -112,42 +86,6 @@ SELECT count(*) FILTER (WHERE is_new),
 FROM known
 """
 
-# A raw row's item that an item of this page beats: recorded before the upsert overwrites it.
-# Recording a duplicate again (the same position) only renames its winner.
-_DISPLACE = """
-INSERT INTO feed_duplicates (run_id, feed, partition_no, page_offset, item_index, stone_id, offer_id, price_cents,
-    payload_hash, payload, winner_partition_no, winner_page_offset, winner_item_index, winner_offer_id)
-SELECT %(run)s, r.feed, r.seen_partition_no, r.seen_page_offset, r.seen_item_index, r.stone_id, r.offer_id,
-       r.seen_price, r.payload_hash, r.payload, w.partition_no, w.page_offset, w.item_index, w.offer_id
-FROM raw_stones r
-JOIN unnest(%(stones)s::text[], %(w_partition)s::int[], %(w_offset)s::int[], %(w_index)s::int[],
-            %(w_offer)s::text[]) AS w(stone_id, partition_no, page_offset, item_index, offer_id)
-  ON r.stone_id = w.stone_id
-WHERE r.feed = %(feed)s
-ON CONFLICT (run_id, partition_no, page_offset, item_index) DO UPDATE SET
-    winner_partition_no = EXCLUDED.winner_partition_no, winner_page_offset = EXCLUDED.winner_page_offset,
-    winner_item_index = EXCLUDED.winner_item_index, winner_offer_id = EXCLUDED.winner_offer_id
-"""
-
-_LOSE = """
-INSERT INTO feed_duplicates (run_id, feed, partition_no, page_offset, item_index, stone_id, offer_id, price_cents,
-    payload_hash, payload, winner_partition_no, winner_page_offset, winner_item_index, winner_offer_id)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
-ON CONFLICT (run_id, partition_no, page_offset, item_index) DO UPDATE SET
-    winner_partition_no = EXCLUDED.winner_partition_no, winner_page_offset = EXCLUDED.winner_page_offset,
-    winner_item_index = EXCLUDED.winner_item_index, winner_offer_id = EXCLUDED.winner_offer_id
-"""
-
-# Earlier losers of a stone whose winner this page replaced name the new winner.
-_RENAME_WINNER = """
-UPDATE feed_duplicates d SET winner_partition_no = w.partition_no, winner_page_offset = w.page_offset,
-       winner_item_index = w.item_index, winner_offer_id = w.offer_id
-FROM unnest(%(stones)s::text[], %(w_partition)s::int[], %(w_offset)s::int[], %(w_index)s::int[],
-            %(w_offer)s::text[]) AS w(stone_id, partition_no, page_offset, item_index, offer_id)
-WHERE d.run_id = %(run)s AND d.feed = %(feed)s AND d.stone_id = w.stone_id
-"""
-
-
 # A listed stone whose latest item the feed sent unusable is not sold at its stale data: delisted with
 # the reason, as consolidation delists a stone whose payload no longer maps (migration 0011), and
 # relisted when a run sees it usable again (finalize). Unless this run already holds a usable item for
@@ -160,22 +98,6 @@ WHERE d.feed = %(feed)s AND d.stone_id = x.stone_id AND d.delisted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM raw_stones r
                   WHERE r.feed = d.feed AND r.stone_id = d.stone_id AND r.last_seen_run_id = %(run)s)
 """
-
-
-@dataclass(frozen=True)
-class _Contender:
-    """An item of this run for one stone id: in the page being applied, or held by the raw row."""
-
-    price: Decimal | None
-    offer_id: str
-    payload_hash: bytes
-    position: tuple[int, int, int]  # partition_no, page_offset, item_index
-    item: FeedItem | None = None  # None: the raw row's item
-
-    @property
-    def rank(self) -> tuple:
-        # The duplicate rule of the module docstring; a missing price ranks last.
-        return (self.price is None, self.price or 0, self.offer_id, self.payload_hash, self.position)
 
 
 def fetch_partition(
@@ -282,52 +204,7 @@ def _write_items(
     conn: psycopg.Connection, feed: str, run_id: uuid.UUID, partition_no: int, page: FeedPage, bounds: MappingBounds
 ) -> tuple[int, int, int]:
     """Upsert the page's winning items, record its duplicates; (new, changed, duplicates recorded)."""
-    incoming: dict[str, list[_Contender]] = defaultdict(list)
-    for place, item in enumerate(page.items):
-        index = place if item.item_index is None else item.item_index
-        # The price the rule ranks by: none for an implausible offer, which therefore never wins over a
-        # plausible one (a stolen id served at $0 must not displace the real stone, only to be rejected).
-        plausible = bounds.plausible(item.price_cents, item.carats)
-        price = Decimal(item.price_cents) if plausible and item.price_cents is not None else None
-        contender = _Contender(price, item.offer_id, item.payload_hash, (partition_no, page.offset, index), item)
-        incoming[item.stone_id].append(contender)
-    ids = sorted(incoming)
-    params = {"feed": feed, "run": run_id, "ids": ids, "class": _LOCK_CLASS}
-    conn.execute(_LOCK_STONES, params)
-    held = {
-        row[0]: _Contender(row[1], row[2], row[3], (row[4], row[5], row[6]))
-        for row in conn.execute(_HELD, params).fetchall()
-    }
-    winners: list[_Contender] = []
-    replaced: dict[str, _Contender] = {}  # stone id -> this page's winner, where the stone has losers
-    displaced: dict[str, _Contender] = {}  # stone id -> this page's winner beating the raw row's item
-    losers: list[tuple[str, _Contender, _Contender]] = []
-    for stone_id in ids:
-        contenders = list(incoming[stone_id])
-        earlier = held.get(stone_id)
-        # The raw row holding an item at one of this page's positions holds that very item (a page
-        # applied again): it is the same item, never its own duplicate.
-        if earlier is not None and earlier.position not in {c.position for c in contenders}:
-            contenders.append(earlier)
-        winner = min(contenders, key=lambda c: c.rank)
-        for loser in contenders:
-            if loser is not winner and loser.item is not None:
-                losers.append((stone_id, loser, winner))
-        if winner.item is None:
-            continue  # the raw row's item still wins: nothing of this page is written for this stone
-        winners.append(winner)
-        if len(contenders) > 1:
-            replaced[stone_id] = winner
-        if earlier is not None and earlier in contenders:
-            displaced[stone_id] = winner
-    duplicates = len(losers)
-    if displaced:
-        duplicates += conn.execute(_DISPLACE, {**params, **_winner_arrays(displaced)}).rowcount
-    if losers:
-        with conn.cursor() as cur:
-            cur.executemany(_LOSE, [_loser_row(run_id, feed, stone_id, lost, won) for stone_id, lost, won in losers])
-    if replaced:
-        conn.execute(_RENAME_WINNER, {**params, **_winner_arrays(replaced)})
+    winners, duplicates = resolve(conn, feed, run_id, partition_no, page, bounds)
     if not winners:
         return 0, 0, duplicates
     conn.execute(_STAGE)
@@ -339,34 +216,9 @@ def _write_items(
             copy.write_row(
                 (item.stone_id, item.offer_id, item.payload, item.payload_hash, winner.price, winner.position[2])
             )
-    new, changed = conn.execute(_UPSERT, {**params, "partition": partition_no, "offset": page.offset}).fetchone()
+    params = {"feed": feed, "run": run_id, "partition": partition_no, "offset": page.offset}
+    new, changed = conn.execute(_UPSERT, params).fetchone()
     return new, changed, duplicates
-
-
-def _winner_arrays(winners: dict[str, _Contender]) -> dict[str, list]:
-    return {
-        "stones": list(winners),
-        "w_partition": [w.position[0] for w in winners.values()],
-        "w_offset": [w.position[1] for w in winners.values()],
-        "w_index": [w.position[2] for w in winners.values()],
-        "w_offer": [w.offer_id for w in winners.values()],
-    }
-
-
-def _loser_row(run_id: uuid.UUID, feed: str, stone_id: str, lost: _Contender, won: _Contender) -> tuple:
-    assert lost.item is not None
-    return (
-        run_id,
-        feed,
-        *lost.position,
-        stone_id,
-        lost.offer_id,
-        lost.price,
-        lost.payload_hash,
-        lost.item.payload,
-        *won.position,
-        won.offer_id,
-    )
 
 
 def _start(conn: psycopg.Connection, run_id: uuid.UUID, partition_no: int) -> dict:
