@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,13 +42,6 @@ class FeedItem:
     price_cents: int | None = None  # as validated: ranks duplicates of one stone id in a run
     item_index: int | None = None  # position in the page as served (None: its place in `items`)
     carats: Decimal | None = None  # as validated: with the price, says whether the offer is plausible
-
-    @classmethod
-    def from_payload(
-        cls, stone_id: str, offer_id: str, payload: Any, price_cents: int | None = None, item_index: int | None = None
-    ) -> FeedItem:
-        text = canonical_json(payload)
-        return cls(stone_id, offer_id, text, hashlib.sha256(text.encode()).digest(), price_cents, item_index)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ FROM raw_stones r
 WHERE d.feed = %(feed)s AND r.feed = d.feed AND r.stone_id = d.stone_id
   AND r.last_seen_run_id = %(run)s AND d.delisted_at IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM raw_pending q WHERE q.feed = r.feed AND q.stone_id = r.stone_id)
+  -- Seen, but its current payload is rejected: it stays off sale until a usable payload maps.
+  AND NOT EXISTS (SELECT 1 FROM mapping_rejects m WHERE m.feed = r.feed AND m.stone_id = r.stone_id)
 """
 
 

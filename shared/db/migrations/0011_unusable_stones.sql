@@ -7,31 +7,13 @@
 -- again, and that write relists the stone.
 
 -- Why a delisted stone is off sale: NULL = a complete full run did not see it (finalize.py);
--- otherwise the reject reason of its current payload.
+-- otherwise the reject reason of its current payload ('feed reject: ...' when the feed boundary
+-- refused it, shared/sync/fetch.py). Finalize never relists a stone with a current mapping reject.
 ALTER TABLE diamonds ADD COLUMN delisted_reason text;
 
 COMMENT ON TABLE mapping_rejects IS
     'Stones whose CURRENT raw payload the catalogue cannot hold, with the reason; a row is deleted when the '
     'stone maps again. Not a per-run log: the run summaries count rejects per run.';
-
--- Finalizing relists delisted stones that a run saw again (they left the feed and came back). A stone
--- whose current payload is rejected was seen too, and must stay off sale: skipping the row here keeps
--- that rule in every path that relists, now and later, and leaves the relisting statement's row count
--- true. Consolidation deletes a stone's reject before it writes the stone's next usable payload.
-CREATE FUNCTION caratflow_keep_rejected_delisted() RETURNS trigger
-    LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM mapping_rejects m WHERE m.feed = NEW.feed AND m.stone_id = NEW.stone_id) THEN
-        RETURN NULL;
-    END IF;
-    RETURN NEW;
-END
-$$;
-
--- WHEN keeps the function off every other update (consolidation rewrites thousands of rows a second).
-CREATE TRIGGER diamonds_keep_rejected_delisted BEFORE UPDATE OF delisted_at ON diamonds
-    FOR EACH ROW WHEN (OLD.delisted_at IS NOT NULL AND NEW.delisted_at IS NULL)
-    EXECUTE FUNCTION caratflow_keep_rejected_delisted();
 
 -- An optional measurement inside an open range a gemologist would accept, rounded to 2 places;
 -- NULL (unknown) outside it. Give it a column, not an expression: it reads its argument three times.
