@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 
 import httpx
 import pytest
+from stamps import stamped_calls
 
 from emulator.config import FaultSettings
 from emulator.server import RunningEmulator
@@ -247,8 +247,6 @@ def test_limit_over_50_is_refused_before_sending(settings, pool, feed) -> None:
 def _fetch_counts(database_url: str, url: str, username: str, password: str, threads: int, calls: int, out) -> None:
     from psycopg_pool import ConnectionPool
 
-    stamps: list[float] = []
-    lock = threading.Lock()
     with ConnectionPool(database_url, min_size=1, max_size=threads) as pool:
         client = NivodaClient(
             endpoint=url,
@@ -257,18 +255,7 @@ def _fetch_counts(database_url: str, url: str, username: str, password: str, thr
             budget=PostgresRequestBudget(pool, "nivoda", 20),
             tokens=TokenCache(),
         )
-
-        def work() -> None:
-            for _ in range(calls):
-                client.count({"labgrown": False})
-                with lock:
-                    stamps.append(time.time())
-
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        stamps = stamped_calls(lambda: client.count({"labgrown": False}), threads, calls)
     out.put(stamps)
 
 

@@ -1,7 +1,7 @@
 """The planner's arithmetic: density scan and balanced partitions over any price distribution.
 
 These are unit tests of the domain logic over an in-memory FeedSource (the protocol the pipeline
-talks to); tests/test_planner_feed.py runs the same planner against the emulator over HTTP.
+talks to); tests/planning/test_planner_feed.py runs the same planner against the emulator over HTTP.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import yaml
 
 from shared.config import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BICEP = ROOT / "infra" / "bicep"
 CHECK = ROOT / "infra" / "check.py"
 FUNCTION_APP = BICEP / "modules" / "functionapp.bicep"

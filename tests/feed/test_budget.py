@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
+from stamps import stamped_calls
 
 from shared.feed.budget import PostgresRequestBudget
 
@@ -25,23 +25,9 @@ def window_max(stamps: list[float], window: float = 1.0) -> int:
 
 
 def grant_times(url: str, rate: float, threads: int, per_thread: int) -> list[float]:
-    stamps: list[float] = []
-    lock = threading.Lock()
     with ConnectionPool(url, min_size=1, max_size=threads, open=True) as pool:
         budget = PostgresRequestBudget(pool, "test-budget", rate)
-
-        def work() -> None:
-            for _ in range(per_thread):
-                budget.acquire()
-                with lock:
-                    stamps.append(time.time())
-
-        workers = [threading.Thread(target=work) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    return stamps
+        return stamped_calls(budget.acquire, threads, per_thread)
 
 
 def _in_process(url: str, rate: float, threads: int, per_thread: int, out) -> None:
