@@ -1,7 +1,9 @@
 """A Nivoda-compatible GraphQL feed server on 127.0.0.1: the supplier, played for tests and demos.
 
 It shares no code with the rest of caratflow on purpose: a bug in the feed client must not be
-hidden by the same bug here. Protocol: /work/shared/reference/nivoda-feed.md.
+hidden by the same bug here. It speaks Nivoda's GraphQL API as its public clients use it: POST
+/api/diamonds; log in with `authenticate { username_and_password(...) { token } }`; send the token as
+`Authorization: Bearer` or through an `as(token:)` wrapper; `diamonds_by_query` pages of at most 50.
 """
 
 from emulator.cli import main

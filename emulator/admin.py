@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,9 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from emulator import hostile, identity, malformed
 from emulator.config import FaultSettings
 from emulator.service import hostile_kinds, served_clean
-
-if TYPE_CHECKING:
-    from emulator.app import EmulatorState
+from emulator.state import EmulatorState
 
 Reply = tuple[int, Any]
 
@@ -50,8 +48,13 @@ def _invalid(exc: ValidationError) -> Reply:
 
 def _health(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -> Reply:
     inventory = state.inventory
-    return 200, {"status": "ok", "seed": inventory.seed, "stones": len(inventory), "live": inventory.truth(),
-                 "ticks": inventory.ticks}
+    return 200, {
+        "status": "ok",
+        "seed": inventory.seed,
+        "stones": len(inventory),
+        "live": inventory.truth(),
+        "ticks": inventory.ticks,
+    }
 
 
 def _stats(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -> Reply:
@@ -102,8 +105,9 @@ def _malformed(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -
     offers = identity.offer_ids(inventory.hasher, indices)
     stones = [
         {"index": i, "id": stone_id, "offer_id": offer, "kind": malformed.Malformation(k).name.lower()}
-        for i, stone_id, offer, k in zip(indices.tolist(), inventory.stone_ids(indices), offers, kinds.tolist(),
-                                         strict=True)
+        for i, stone_id, offer, k in zip(
+            indices.tolist(), inventory.stone_ids(indices), offers, kinds.tolist(), strict=True
+        )
     ]
     return 200, {"rate": rate, "count": len(stones), "stones": stones}
 
@@ -127,11 +131,16 @@ def _hostile(state: EmulatorState, _query: dict[str, list[str]], _body: Any) -> 
             "kind": hostile.KINDS[k],
             "served_id": None if served_as.get(i) is None else inventory.stone_ids([served_as[i]])[0],
         }
-        for i, stone_id, offer, k in zip(indices.tolist(), inventory.stone_ids(indices), offers, kinds.tolist(),
-                                         strict=True)
+        for i, stone_id, offer, k in zip(
+            indices.tolist(), inventory.stone_ids(indices), offers, kinds.tolist(), strict=True
+        )
     ]
-    return 200, {"rate": settings.hostile_item_rate, "kinds": list(hostile.KINDS), "count": len(stones),
-                 "stones": stones}
+    return 200, {
+        "rate": settings.hostile_item_rate,
+        "kinds": list(hostile.KINDS),
+        "count": len(stones),
+        "stones": stones,
+    }
 
 
 def _truth(state: EmulatorState, query: dict[str, list[str]], _body: Any) -> Reply:

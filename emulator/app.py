@@ -10,12 +10,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from emulator import admin
-from emulator.auth import TokenStore
-from emulator.config import EmulatorConfig
 from emulator.errors import (
     BAD_REQUEST,
     INTERNAL_SERVER_ERROR,
@@ -27,10 +24,8 @@ from emulator.errors import (
     RequestError,
     error_entry,
 )
-from emulator.faults import Fault, FaultInjector
-from emulator.inventory import Inventory
-from emulator.service import FeedService
-from emulator.stats import Stats
+from emulator.faults import Fault
+from emulator.state import EmulatorState
 
 GRAPHQL_PATH = "/api/diamonds"
 ADMIN_PREFIX = "/_emulator/"
@@ -42,26 +37,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 _BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
-
-
-@dataclass
-class EmulatorState:
-    """Everything one running emulator holds; also usable directly from Python (tests, bench)."""
-
-    config: EmulatorConfig
-    inventory: Inventory
-    tokens: TokenStore
-    faults: FaultInjector
-    stats: Stats
-    service: FeedService
-
-    @classmethod
-    def build(cls, config: EmulatorConfig, inventory: Inventory | None = None) -> EmulatorState:
-        inventory = inventory if inventory is not None else Inventory.from_config(config)
-        tokens = TokenStore(config.username, config.password.get_secret_value(), config.token_ttl_seconds)
-        faults = FaultInjector(config.fault_settings(), config.seed)
-        stats = Stats()
-        return cls(config, inventory, tokens, faults, stats, FeedService(config, inventory, tokens, faults, stats))
 
 
 def dumps(payload: Any) -> bytes:
@@ -135,8 +110,9 @@ class EmulatorApp:
             return
 
         fault = None
-        if state.faults.applies_to(prepared.kind) and _in_failing_band(prepared.raw_variables,
-                                                                      state.faults.settings.failing_dpc_from):
+        if state.faults.applies_to(prepared.kind) and _in_failing_band(
+            prepared.raw_variables, state.faults.settings.failing_dpc_from
+        ):
             state.stats.request(prepared.kind, "failing_band")
             await _send(send, 500, _errors("Internal server error", INTERNAL_SERVER_ERROR))
             return
@@ -235,7 +211,10 @@ async def _read_body(receive: Receive) -> bytes | None:
 
 
 async def _send(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None,
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
     content_type: bytes = b"application/json",
 ) -> None:
     head = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])]

@@ -11,11 +11,12 @@ from typing import Any
 
 import uvicorn
 
-from emulator.app import GRAPHQL_PATH, EmulatorApp, EmulatorState
+from emulator.app import GRAPHQL_PATH, EmulatorApp
 from emulator.auth import TokenStore
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultInjector
 from emulator.inventory import Inventory
+from emulator.state import EmulatorState
 from emulator.stats import Stats
 
 HOST = "127.0.0.1"  # the emulator is a local test double: never bind a public interface
@@ -33,7 +34,10 @@ def bind(port: int) -> socket.socket:
 
 def _uvicorn(app: EmulatorApp) -> uvicorn.Server:
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False,
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
         # A request hanging in a timeout fault must not hold shutdown for its full hang.
         timeout_graceful_shutdown=1,
     )
@@ -55,8 +59,9 @@ class RunningEmulator:
     keyword; without a `port` it picks a free one. `url` is the GraphQL endpoint.
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, *, inventory: Inventory | None = None,
-                 **overrides: Any) -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, inventory: Inventory | None = None, **overrides: Any
+    ) -> None:
         if config is None:
             config = EmulatorConfig(**{"port": 0, **overrides})
         elif overrides:
@@ -135,6 +140,7 @@ class RunningEmulator:
     def __enter__(self) -> RunningEmulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

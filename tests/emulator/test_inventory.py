@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from emulator import Inventory, RunningEmulator, identity
-from emulator.app import EmulatorState
 from emulator.config import EmulatorConfig
+from emulator.state import EmulatorState
 
 PAGE = """
 query ($query: DiamondQuery, $offset: Int) {

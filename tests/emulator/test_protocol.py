@@ -1,4 +1,4 @@
-"""The wire protocol of nivoda-feed.md: login, both token styles, errors, enums, selection features."""
+"""Nivoda's wire protocol: login, both token styles, errors, enums, selection features."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from emulator import EmulatorConfig, RunningEmulator
 
-# Verbatim from nivoda-feed.md ("Test vectors"): bare enums, inline arguments, Bearer header.
+# The shape of Nivoda's own published example query, which the emulator answers as is: bare enums,
+# inline arguments, sent with a Bearer header.
 TEST_VECTOR = """
 query {
   diamonds_by_query(
