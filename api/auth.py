@@ -1,4 +1,4 @@
-"""Authentication, authorization and rate limits of every /api/v1 request, as one dependency.
+"""Authentication, authorization and rate limits of every /api/v1 request (the callers of api/deps.py).
 
 Order matters: the signature is checked in Python first (cached key record and secrets), then the
 scope, then a single database round trip (`caratflow_api_gate`, shared/access/gate.py) rejects a
@@ -7,6 +7,9 @@ spends the failed-attempt budget of the caller's address instead; once that runs
 address's failing requests get 429 with the real wait. A correctly signed request is never refused
 for failures: a key id travels in clear, so counting failures against it would hand anyone who saw
 it a way to lock its owner out (docs/security.md).
+
+The checks run on the request's one connection (`api.deps.Connection`), which is checked out only
+once the whole request has arrived: a slow sender holds no connection.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Any
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Request
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from api.problems import Problem, unauthorized
 from api.state import ApiState
+from api.state import state_of as state_of  # transitional: api/routes/runs.py imports it from here
 from caratflow_client import signing
 from shared import telemetry
 from shared.access import gate
@@ -44,10 +49,6 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
     dataset_version: int
-
-
-def state_of(request: Request) -> ApiState:
-    return request.app.state.api
 
 
 def client_ip(request: Request, state: ApiState) -> str:
@@ -100,12 +101,11 @@ def _too_many(headers: dict[str, str], what: str) -> Problem:
     )
 
 
-async def _key_record(state: ApiState, key_id: str) -> KeyRecord | None:
+async def _key_record(state: ApiState, conn: AsyncConnection, key_id: str) -> KeyRecord | None:
     cached = state.keys.get(key_id)
     if cached is not None:
         return cached or None
-    pool = await state.db()
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
         row = await (await cur.execute(KEY_RECORD_SQL, {"key_id": key_id})).fetchone()
     record = KeyRecord.from_row(row) if row else None
     state.keys.put(key_id, record or False)
@@ -131,7 +131,9 @@ async def _secrets(state: ApiState, record: KeyRecord, now: datetime) -> list[Ac
     return active
 
 
-async def _fail(request: Request, state: ApiState, reason: str, known_key_id: str | None) -> Problem:
+async def _fail(
+    request: Request, state: ApiState, conn: AsyncConnection, reason: str, known_key_id: str | None
+) -> Problem:
     """Count a failed authentication against the caller's address, and against the key it named
     when that key exists. Only the address's budget ever refuses anything, and only that address's
     failing requests: a correct signature passes whatever others did (see `_authenticate`).
@@ -145,17 +147,15 @@ async def _fail(request: Request, state: ApiState, reason: str, known_key_id: st
     subject = gate.address_subject(ip)
     per_minute, burst = settings.api_auth_failures_per_minute, settings.api_auth_failure_burst
     details = {"reason": reason, "key_id": known_key_id, "client_ip": ip}
-    pool = await state.db()
-    async with pool.connection() as conn:
-        by_address = await gate.admit(conn, gate.Budget.per_minute(f"authfail:{subject}", per_minute, burst))
-        if not by_address.admitted:
-            # Operators hear of a refused address once per hour (shared/notify/events.py).
-            await record_auth_blocked(conn, subject, {**details, "enforced": True})
-        elif known_key_id is not None:
-            # A refused address's failures count nowhere else: it cannot drive the key's signal.
-            by_key = await gate.admit(conn, gate.Budget.per_minute(f"authfail:key:{known_key_id}", per_minute, burst))
-            if not by_key.admitted:
-                await record_auth_blocked(conn, f"key:{known_key_id}", {**details, "enforced": False})
+    by_address = await gate.admit(conn, gate.Budget.per_minute(f"authfail:{subject}", per_minute, burst))
+    if not by_address.admitted:
+        # Operators hear of a refused address once per hour (shared/notify/events.py).
+        await record_auth_blocked(conn, subject, {**details, "enforced": True})
+    elif known_key_id is not None:
+        # A refused address's failures count nowhere else: it cannot drive the key's signal.
+        by_key = await gate.admit(conn, gate.Budget.per_minute(f"authfail:key:{known_key_id}", per_minute, burst))
+        if not by_key.admitted:
+            await record_auth_blocked(conn, f"key:{known_key_id}", {**details, "enforced": False})
     log.warning("authentication failed", extra={**details, "blocked": not by_address.admitted})
     if by_address.admitted:
         return unauthorized()
@@ -195,8 +195,8 @@ def signed_path(request: Request) -> bytes:
     return raw if raw else request.scope["path"].encode()
 
 
-async def _authenticate(request: Request, scope: str) -> Principal:
-    state = state_of(request)
+async def authenticate(request: Request, state: ApiState, conn: AsyncConnection, scope: str) -> Principal:
+    """The caller of `request`: signed by an active key whose client holds `scope`, within its budget."""
     settings = state.settings
     now = datetime.now(UTC)
     _refuse_repeated(request)
@@ -206,7 +206,7 @@ async def _authenticate(request: Request, scope: str) -> Principal:
         signature = signing.parse_authorization(request.headers.get("authorization", ""))
         key_id = signature.key_id
         check_timestamp(signature.timestamp, now, settings.api_signature_tolerance_seconds)
-        record = await _key_record(state, key_id)
+        record = await _key_record(state, conn, key_id)
         if record is None:
             raise AuthFailure("unknown key")
         reason = record.unusable_reason(now)
@@ -224,7 +224,7 @@ async def _authenticate(request: Request, scope: str) -> Principal:
         )
         check_signature(signature, message, await _secrets(state, record, now))
     except (signing.MalformedSignature, AuthFailure) as exc:
-        raise await _fail(request, state, str(exc), key_id if record is not None else None) from None
+        raise await _fail(request, state, conn, str(exc), key_id if record is not None else None) from None
 
     # Scope before any budget: a key calling a route it may not use spends nothing and stores nothing.
     if scope not in record.scopes:
@@ -242,13 +242,11 @@ async def _authenticate(request: Request, scope: str) -> Principal:
         else (settings.api_mutation_rate_per_minute, settings.api_mutation_burst)
     )
     expires_at = datetime.fromtimestamp(signature.timestamp + settings.api_signature_tolerance_seconds, UTC)
-    pool = await state.db()
-    async with pool.connection() as conn:
-        outcome = await gate.gate(
-            conn, key_id, signature.nonce, expires_at, gate.request_budget(kind, record.client_id, per_minute, burst)
-        )
+    outcome = await gate.gate(
+        conn, key_id, signature.nonce, expires_at, gate.request_budget(kind, record.client_id, per_minute, burst)
+    )
     if outcome.outcome == "replayed":
-        raise await _fail(request, state, "nonce replayed", key_id)
+        raise await _fail(request, state, conn, "nonce replayed", key_id)
     if outcome.outcome == "limited":
         telemetry.record_rate_limited(budget=kind, route=_route(request))
         headers = _limit_headers(per_minute, outcome.remaining, outcome.reset_after_ms, outcome.retry_after_ms)
@@ -257,14 +255,11 @@ async def _authenticate(request: Request, scope: str) -> Principal:
     return Principal(record.client_id, key_id, record.scopes, outcome.dataset_version)
 
 
-def require(scope: str):
-    """A dependency: the request is signed by an active key whose client holds `scope`."""
+def __getattr__(name: str) -> Any:
+    # Transitional, until api/routes/runs.py imports its caller type from api.deps (which imports this
+    # module, so it cannot be a plain import here).
+    if name in {"AdminCaller", "SearchCaller"}:
+        from api import deps
 
-    async def dependency(request: Request) -> Principal:
-        return await _authenticate(request, scope)
-
-    return Depends(dependency)
-
-
-SearchCaller = Annotated[Principal, require("search")]
-AdminCaller = Annotated[Principal, require("admin")]
+        return getattr(deps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,11 @@
 """The API's one HTTP function in Azure: every path goes to the FastAPI app.
 
 The Functions host matches HTTP routes in the order functions are registered, by name, not by
-specificity, so a FastAPI catch-all beside other HTTP functions can shadow them (durable-functions.md,
-"the route-order trap"). caratflow therefore has exactly one HTTP function, on `{*route}`, and
-every HTTP endpoint, operator ones included, is a FastAPI route behind it; a test holds that.
-It also takes the durable client binding and leaves it in `durable_client` for routes that start or
-query orchestrations; locally, `caratflow serve` sets the local host's client there instead.
+specificity, so a FastAPI catch-all beside other HTTP functions can shadow them. caratflow therefore
+has exactly one HTTP function, on `{*route}`, and every HTTP endpoint, operator ones included, is a
+FastAPI route behind it; a test holds that. It also takes the durable client binding and leaves it in
+`api.deps.durable_client` for routes that start or query orchestrations; under `caratflow serve` the app
+state holds the local host's client instead.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from api.deps import durable_client
+
 bp = df.Blueprint()
-durable_client: ContextVar[Any] = ContextVar("durable_client", default=None)
 # The path of the URL the host received, escapes intact; see `_SignedPath`.
 _request_path: ContextVar[bytes | None] = ContextVar("request_path", default=None)
 _middleware: func.AsgiMiddleware | None = None

@@ -68,6 +68,5 @@ class Readiness:
 
 
 async def _database(state: ApiState) -> None:
-    pool = await state.db()
-    async with pool.connection() as conn:
+    async with state.connection() as conn:
         await conn.execute("SELECT version FROM dataset_version")

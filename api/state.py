@@ -6,9 +6,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from fastapi import Request
 from psycopg import AsyncConnection
 
 from api.readiness import Readiness
@@ -90,7 +93,7 @@ class ApiState:
     secrets: CachedSecretStore
     pool: AsyncPool | None = None
     draining: bool = False
-    # The local host's durable client under `caratflow serve`; in Azure the binding (api/durable.py).
+    # The local host's durable client under `caratflow serve`; in Azure the binding (api/deps.py).
     durable: Any = None
     keys: TtlCache[str, Any] = field(init=False)
     counts: TtlCache[tuple[int, str], tuple[int, bool]] = field(init=False)
@@ -135,12 +138,18 @@ class ApiState:
                     self.pool = pool
         return self.pool
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection of the pool for the block; routes take `api.deps.Connection` instead."""
+        pool = await self.db()
+        async with pool.connection() as conn:
+            yield conn
+
     async def server_keys(self) -> ServerKeys:
         """The keys that sign and verify cursors (shared/access/server_keys.py)."""
         keys = self._server_keys.get("current")
         if keys is None:
-            pool = await self.db()
-            async with pool.connection() as conn:
+            async with self.connection() as conn:
                 keys = await server_keys.load_async(conn)
             self._server_keys.put("current", keys)
         return keys
@@ -149,3 +158,8 @@ class ApiState:
         self.draining = True
         if self.pool is not None:
             await self.pool.close()
+
+
+def state_of(request: Request) -> ApiState:
+    """The state `create_app` hung on the app."""
+    return request.app.state.api

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from psycopg import AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.rows import dict_row
 
-from api.auth import Principal, SearchCaller, state_of
+from api.auth import Principal
+from api.deps import AppState, Connection, SearchCaller
 from api.encoding import JsonResponse, encode
 from api.problems import Problem
 from api.schemas import DiamondFull, PriceHistory, SearchPage
@@ -63,13 +64,16 @@ def _cache_headers(request: Request, principal: Principal, links_epoch: int | No
 
 @router.get("", response_model=SearchPage, responses=_PROBLEMS, summary="Search the priced catalogue")
 async def search_diamonds(
-    request: Request, principal: SearchCaller, query: Annotated[DiamondSearch, Query()]
+    request: Request,
+    principal: SearchCaller,
+    state: AppState,
+    conn: Connection,
+    query: Annotated[DiamondSearch, Query()],
 ) -> Response:
     now = time.time()
     links_epoch = media.epoch(now)
     if (cached := _not_modified(request, principal, links_epoch)) is not None:
         return cached
-    state = state_of(request)
     limit = query.limit or state.settings.api_page_size_default
     if limit > state.settings.api_page_size_max:
         raise Problem(
@@ -97,17 +101,22 @@ async def search_diamonds(
     answer_key = (version, f"{links_epoch}:{query.model_dump_json()}", limit)
     body = state.answers.get(answer_key)
     if body is None:
-        body = await _search(state, query, limit, after, version, now)
+        body = await _search(state, conn, query, limit, after, version, now)
         state.answers.put(answer_key, body)
     return Response(body, media_type="application/json", headers=_cache_headers(request, principal, links_epoch))
 
 
 async def _search(
-    state: ApiState, query: DiamondSearch, limit: int, after: Position | None, version: int, now: float
+    state: ApiState,
+    conn: AsyncConnection,
+    query: DiamondSearch,
+    limit: int,
+    after: Position | None,
+    version: int,
+    now: float,
 ) -> bytes:
     matches_key = (version, query.fingerprint())
-    pool = await state.db()
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
         expected = state.estimates.get(matches_key)
         if expected is None:
             statement, params = search.estimated_count(query)
@@ -157,16 +166,20 @@ async def _count(
 
 @router.get("/{diamond_id}", response_model=DiamondFull, responses=_PROBLEMS, summary="One stone, every field")
 async def get_diamond(
-    request: Request, principal: SearchCaller, diamond_id: UUID, include_delisted: bool = False
+    request: Request,
+    principal: SearchCaller,
+    state: AppState,
+    conn: Connection,
+    diamond_id: UUID,
+    include_delisted: bool = False,
 ) -> Response:
     now = time.time()
     links_epoch = media.epoch(now)
     if (cached := _not_modified(request, principal, links_epoch)) is not None:
         return cached
-    row = await _one(request, search.by_id(), diamond_id)
+    row = await _one(conn, search.by_id(), diamond_id)
     if row is None or (row["delisted_at"] is not None and not include_delisted):
         raise _unknown(diamond_id)
-    state = state_of(request)
     media.attach_links([row], await state.server_keys(), now, state.settings.api_public_url)
     return JsonResponse(row, headers=_cache_headers(request, principal, links_epoch))
 
@@ -177,21 +190,19 @@ async def get_diamond(
     responses=_PROBLEMS,
     summary="Price changes of one stone, newest first",
 )
-async def price_history(request: Request, principal: SearchCaller, diamond_id: UUID) -> Response:
+async def price_history(request: Request, principal: SearchCaller, conn: Connection, diamond_id: UUID) -> Response:
     if (cached := _not_modified(request, principal, None)) is not None:
         return cached
-    if await _one(request, "SELECT 1 AS found FROM diamonds WHERE diamond_id = %s", diamond_id) is None:
+    if await _one(conn, search.known(), diamond_id) is None:
         raise _unknown(diamond_id)
-    pool = await state_of(request).db()
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    async with conn.cursor(row_factory=dict_row) as cur:
         rows = await (await cur.execute(search.price_history(), (diamond_id,))).fetchall()
     body = {"diamond_id": diamond_id, "data": rows, "dataset_version": principal.dataset_version}
     return JsonResponse(body, headers=_cache_headers(request, principal, None))
 
 
-async def _one(request: Request, statement: Any, diamond_id: UUID) -> dict[str, Any] | None:
-    pool = await state_of(request).db()
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+async def _one(conn: AsyncConnection, statement: sql.Composed, diamond_id: UUID) -> dict[str, Any] | None:
+    async with conn.cursor(row_factory=dict_row) as cur:
         return await (await cur.execute(statement, (diamond_id,))).fetchone()
 
 

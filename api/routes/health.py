@@ -13,7 +13,7 @@ import hmac
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import state_of
+from api.deps import AppState
 from api.problems import RETRY_AFTER_SECONDS, Problem
 from api.schemas import Health
 from shared import telemetry
@@ -28,8 +28,7 @@ async def health() -> JSONResponse:
 
 
 @router.get("/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
-async def ready(request: Request) -> JSONResponse:
-    state = state_of(request)
+async def ready(state: AppState) -> JSONResponse:
     if state.draining:
         return JSONResponse({"status": "draining"}, status_code=503, headers={**_NO_STORE, "Retry-After": "5"})
     checks = await state.readiness.report()
@@ -44,10 +43,10 @@ async def ready(request: Request) -> JSONResponse:
     summary="Prometheus metrics (bearer token API_METRICS_TOKEN)",
     responses={200: {"content": {"text/plain": {}}}, 401: {}, 404: {}},
 )
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, state: AppState) -> Response:
     """For a self-hosted Prometheus, which cannot sign requests: a bearer token from the settings
     instead, compared in constant time. Without API_METRICS_TOKEN the route does not exist (404)."""
-    token = state_of(request).settings.api_metrics_token
+    token = state.settings.api_metrics_token
     if token is None:
         raise Problem(404, "not-found", "Not found", "Metrics are off.", "Set API_METRICS_TOKEN to serve /api/metrics.")
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

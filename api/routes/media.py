@@ -25,10 +25,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from api.auth import state_of
+from api.deps import AppState
 from api.problems import Problem
 from shared.access.server_keys import InvalidToken
 from shared.catalogue import media, search
@@ -74,15 +74,14 @@ def allowed(url: httpx.URL, feed_endpoint: str) -> bool:
     responses=_RESPONSES,
     summary="A stone's image or video, by a link from a search answer (unsigned)",
 )
-async def media_file(request: Request, token: str) -> Response:
-    state = state_of(request)
+async def media_file(state: AppState, token: str) -> Response:
     now = time.time()
     try:
         grant = media.read(await state.server_keys(), token, now)
     except InvalidToken:
         raise _unknown() from None
-    pool = await state.db()
-    async with pool.connection() as conn:
+    # Not `api.deps.Connection`: that one would be held while the supplier answers, for seconds.
+    async with state.connection() as conn:
         row = await (await conn.execute(search.media_url(grant.column), (grant.diamond_id,))).fetchone()
     if row is None or row[0] is None:
         raise _unknown()

@@ -177,6 +177,11 @@ def by_id() -> sql.Composed:
     return sql.SQL("SELECT {} FROM diamonds WHERE diamond_id = %s").format(_columns(records.FULL))
 
 
+def known() -> sql.Composed:
+    """One row when the catalogue holds the stone, listed or delisted (parameter: diamond_id)."""
+    return sql.SQL("SELECT 1 AS found FROM diamonds WHERE diamond_id = %s")
+
+
 def media_url(column: str) -> sql.Composed:
     """A stone's supplier media URL, for the media proxy only (parameter: diamond_id)."""
     return sql.SQL("SELECT {} AS url FROM diamonds WHERE diamond_id = %s").format(sql.Identifier(column))
