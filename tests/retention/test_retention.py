@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from catalogue_rows import insert_plain
 
 from shared.retention.rules import KINDS
 from shared.retention.sweep import sweep
@@ -76,14 +77,7 @@ def raw(conn, stone_id: str, last_seen: uuid.UUID, fetched: datetime, *, pending
 
 
 def diamond(conn, stone_id: str, delisted: datetime | None) -> uuid.UUID:
-    return conn.execute(
-        """INSERT INTO diamonds (feed, stone_id, offer_id, shape, carats, lab_grown, availability, cost_cents,
-                                 price_cents, price_per_carat_cents, pricing_version, payload_hash, last_seen_run_id,
-                                 delisted_at)
-           VALUES (%s, %s, %s, 'ROUND', 1.0, false, 'available', 100000, 120000, 120000, 1, '\\x00', %s, %s)
-           RETURNING diamond_id""",
-        (FEED, stone_id, f"o-{stone_id}", uuid.uuid4(), delisted),
-    ).fetchone()[0]
+    return insert_plain(conn, FEED, stone_id, last_seen_run_id=uuid.uuid4(), delisted_at=delisted)
 
 
 def price_change(conn, diamond_id: uuid.UUID, changed: datetime) -> int:

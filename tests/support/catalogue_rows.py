@@ -1,6 +1,7 @@
-"""Synthetic catalogue rows with every searchable attribute varied, for API tests that need exact answers.
+"""Synthetic catalogue rows: every searchable attribute varied, for API tests that need exact answers,
+or one plain stone, for tests about a row's life (listed, delisted, deleted) rather than its attributes.
 
-The sync tests prove rows get into the catalogue; these tests need rows whose every value is known
+The sync tests prove rows get into the catalogue; the API tests need rows whose every value is known
 in Python, so that each filter's answer can be computed independently of the SQL under test.
 """
 
@@ -14,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 SHAPES = ["ROUND", "OVAL", "CUSHION", "PRINCESS", "EMERALD", "PEAR", "RADIANT", "MARQUISE", "ASSCHER", "HEART"]
 COLORS = list("DEFGHIJKLM")
@@ -105,3 +107,41 @@ def insert(url: str, rows: list[dict[str, Any]]) -> None:
     with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(statement) as copy:
         for row in rows:
             copy.write_row([row[column] for column in COLUMNS])
+
+
+# The attributes of a plain stone: any valid value, the same for every one.
+PLAIN = {
+    "shape": "ROUND",
+    "carats": Decimal("1.00"),
+    "lab_grown": False,
+    "availability": "available",
+    "cost_cents": 100000,
+    "price_cents": 120000,
+    "price_per_carat_cents": 120000,
+    "pricing_version": 1,
+}
+
+
+def insert_plain(
+    conn: psycopg.Connection,
+    feed: str,
+    stone_id: str,
+    *,
+    last_seen_run_id: uuid.UUID,
+    delisted_at: datetime | None = None,
+    payload_hash: bytes = b"\x00",
+) -> uuid.UUID:
+    """One plain stone of `feed` (offer id `o-<stone_id>`) in the caller's transaction; its diamond_id."""
+    row = {
+        **PLAIN,
+        "feed": feed,
+        "stone_id": stone_id,
+        "offer_id": f"o-{stone_id}",
+        "payload_hash": payload_hash,
+        "last_seen_run_id": last_seen_run_id,
+        "delisted_at": delisted_at,
+    }
+    statement = sql.SQL("INSERT INTO diamonds ({}) VALUES ({}) RETURNING diamond_id").format(
+        sql.SQL(", ").join(map(sql.Identifier, row)), sql.SQL(", ").join(sql.Placeholder() * len(row))
+    )
+    return conn.execute(statement, tuple(row.values())).fetchone()[0]
