@@ -12,11 +12,10 @@ import argparse
 
 from cli.progress import print_summary, watch
 from local_host.runtime import LocalRuntime
-from orchestrators.sync_run import sync_instance_id
-from orchestrators.triggers import sync_request
 from shared.config import get_settings
 from shared.db import embedded
 from shared.feed.registry import FEEDS
+from shared.runs.starts import SYNC, sync_instance_id, sync_request
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -68,7 +67,7 @@ def _sync_all(runtime: LocalRuntime, kind: str) -> int:
     failures = 0
     for feed in sorted(FEEDS):
         print(f"\n{kind} sync of {feed}", flush=True)
-        instance = runtime.client.start_new("sync_run", sync_instance_id(feed), sync_request(feed, kind, "cli"))
+        instance = runtime.client.start_new(SYNC, sync_instance_id(feed), sync_request(feed, kind, "cli"))
         status = watch(runtime.client, instance)
         if status.runtime_status != "Completed":
             print(f"{feed}: {status.runtime_status}: {status.error}")

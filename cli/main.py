@@ -22,16 +22,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for module in (demo, sync, plan, serve, keys, admin, notify, retention, db):
         module.register(commands)
-    emulator = commands.add_parser("emulator", help="run the Nivoda feed emulator standalone", add_help=False)
-    emulator.add_argument("args", nargs=argparse.REMAINDER)
-    emulator.set_defaults(handler=_run_emulator)
+    _register_emulator(commands)
     return parser
 
 
-def _run_emulator(args: argparse.Namespace) -> int:
-    from emulator.__main__ import main as emulator_main
+def _register_emulator(commands: argparse._SubParsersAction) -> None:
+    """`caratflow emulator` takes exactly `python -m emulator`'s flags, parsed (and `--help`ed) by this
+    parser: one parse, so an unknown flag is reported as such and never swallowed."""
+    from emulator import cli as emulator_cli
 
-    return emulator_main(args.args) or 0
+    emulator = commands.add_parser(
+        "emulator", help="run the Nivoda feed emulator standalone", description=emulator_cli.DESCRIPTION
+    )
+    emulator_cli.add_arguments(emulator)
+    emulator.set_defaults(handler=lambda args: emulator_cli.run(emulator_cli.config_from(emulator, args)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 
 from local_host.client import AsyncLocalClient, LocalDurableClient
-from orchestrators.maintenance import purge_orchestration_history
 from shared.config import get_settings
 from shared.db.connect import open_migrated_pool
 from shared.retention.rules import orchestration_cutoff
 from shared.retention.sweep import sweep
+from triggers.maintenance import purge_orchestration_history
 
 
 def register(commands: argparse._SubParsersAction) -> None:
