@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shared.secrets.base import SecretNotFound, SecretStore, SecretStoreUnavailable
+from shared.secrets.cache import CachedSecretStore
 from shared.secrets.local import LocalSecretStore
-from shared.secrets.store import (
-    CachedSecretStore,
-    SecretNotFound,
-    SecretStore,
-    SecretStoreUnavailable,
-    open_secret_store,
-)
+from shared.secrets.store import open_secret_store
 
 if TYPE_CHECKING:
     from shared.secrets.keyvault import KeyVaultSecretStore

@@ -10,7 +10,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from shared.secrets.store import SecretNotFound, SecretStoreUnavailable, check_name, check_version
+from shared.secrets.base import SecretNotFound, SecretStoreUnavailable, check_name, check_version
 
 CONTENT_TYPE = "application/vnd.caratflow.api-key-hmac"
 # A version no secret has (Key Vault's are random): reading it answers 404 from a vault that is up and

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared.secrets.store import SecretNotFound, SecretStoreUnavailable, check_name, check_version
+from shared.secrets.base import SecretNotFound, SecretStoreUnavailable, check_name, check_version
 
 # {name: {version: {"value": str, "enabled": bool, "created_at": iso-utc}}}
 Document = dict[str, dict[str, dict[str, Any]]]

@@ -1,218 +1,48 @@
-"""The secret store: its protocol and errors, a TTL cache in front of it, and the factory from settings."""
+"""The secret store the settings name, behind the TTL cache."""
 
 from __future__ import annotations
 
-import re
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from shared.secrets.base import SecretStore
+from shared.secrets.cache import CachedSecretStore
 
 if TYPE_CHECKING:
-    from azure.core.pipeline.transport import HttpTransport
+    from azure.core.credentials import TokenCredential
 
     from shared.config import Settings
 
-# Key Vault's rule for secret names; the local store enforces it too, so a name that works on a laptop
-# works in Azure.
-_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
-# Key Vault's version ids are 32 hex digits. An empty version would silently mean "latest" to the SDK,
-# and get() promises an exact version, so anything else is refused before it reaches a store.
-_VERSION = re.compile(r"[0-9a-fA-F]{32}")
-
-
-class SecretNotFound(LookupError):
-    """The secret name or version is unknown, or that version is disabled."""
-
-
-class SecretStoreUnavailable(RuntimeError):
-    """The store could not be reached, or answered with an error."""
-
-
-def check_name(name: str) -> str:
-    """`name` if it is a valid secret name (1-127 letters, digits, dashes); else ValueError."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"invalid secret name {name!r}: use 1-127 letters, digits and dashes")
-    return name
-
-
-def check_version(version: str) -> str:
-    """`version` if it looks like a version id (32 hex digits); else ValueError."""
-    if not isinstance(version, str) or not _VERSION.fullmatch(version):
-        raise ValueError(f"invalid secret version {version!r}: expected 32 hex digits")
-    return version
-
-
-class SecretStore(Protocol):
-    def get(self, name: str, version: str) -> str:
-        """The value of exactly that version; SecretNotFound if unknown or disabled."""
-        ...
-
-    def create_version(self, name: str, value: str) -> str:
-        """Store `value` as a new version of `name` (created if needed); return the new version id."""
-        ...
-
-    def disable_version(self, name: str, version: str) -> None:
-        """Make that version unreadable; SecretNotFound if unknown."""
-        ...
-
-    def ping(self) -> None:
-        """Reach the store with one cheap read; SecretStoreUnavailable if it cannot be read now."""
-        ...
-
-
-@dataclass
-class _Flight:
-    """One backend read in progress; threads asking for the same key wait on it instead of calling again."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    value: str | None = None
-    error: BaseException | None = None
-
-
-class CachedSecretStore:
-    """A SecretStore that remembers each (name, version) read for `ttl_seconds`.
-
-    Concurrent misses of one key make a single backend call. Errors are never cached. A version disabled
-    through this object is forgotten at once; other processes keep their copy for up to `ttl_seconds`,
-    which is therefore the bound on how long a disabled secret may still be honoured elsewhere.
-    """
-
-    def __init__(self, store: SecretStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        if ttl_seconds < 0:
-            raise ValueError("ttl_seconds must not be negative")
-        self.store = store
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._values: dict[tuple[str, str], tuple[str, float]] = {}  # key -> (value, expires at)
-        self._flights: dict[tuple[str, str], _Flight] = {}
-
-    def peek(self, name: str, version: str) -> str | None:
-        """The cached value when fresh, else None; never calls the backend, so never blocks on I/O.
-
-        An async caller (the API) reads through this first and only hops to a thread for `get` on a
-        miss: a thread round trip per request cost the API a sixth of its CPU (bench/README.md).
-        """
-        with self._lock:
-            cached = self._values.get((name, version))
-        if cached is not None and self._clock() < cached[1]:
-            return cached[0]
-        return None
-
-    def get(self, name: str, version: str) -> str:
-        key = (name, version)
-        with self._lock:
-            cached = self._values.get(key)
-            if cached is not None and self._clock() < cached[1]:
-                return cached[0]
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if leader:
-            return self._fetch(key, flight)
-        flight.done.wait()
-        if flight.error is not None:
-            raise flight.error
-        assert flight.value is not None
-        return flight.value
-
-    def _fetch(self, key: tuple[str, str], flight: _Flight) -> str:
-        try:
-            value = self.store.get(*key)
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        else:
-            flight.value = value
-            return value
-        finally:
-            with self._lock:
-                # A create/disable while this read was in flight dropped the flight: its result may be stale,
-                # so it is handed to the threads that asked already but not kept.
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-                    if flight.error is None and flight.value is not None and self.ttl_seconds > 0:
-                        self._store(key, flight.value)
-            flight.done.set()
-
-    def _store(self, key: tuple[str, str], value: str) -> None:
-        now = self._clock()
-        # Sweep expired entries here (misses are at most one per key per TTL) so the cache stays bounded
-        # by the keys in use, not by every key ever read.
-        for stale in [k for k, (_, expires) in self._values.items() if expires <= now]:
-            del self._values[stale]
-        self._values[key] = (value, now + self.ttl_seconds)
-
-    def _forget(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._values.pop(key, None)
-            self._flights.pop(key, None)
-
-    def create_version(self, name: str, value: str) -> str:
-        version = self.store.create_version(name, value)
-        self._forget((name, version))
-        return version
-
-    def disable_version(self, name: str, version: str) -> None:
-        try:
-            self.store.disable_version(name, version)
-        finally:
-            # Even a failed disable may have reached the store; re-reading is the safe side.
-            self._forget((name, version))
-
-    def ping(self) -> None:
-        """Reach the backend itself, past the cache (readiness: api/readiness.py)."""
-        self.store.ping()
-
-    def close(self) -> None:
-        """Close the backend if it holds connections."""
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            close()
-
 
 def open_secret_store(
-    settings: Settings, *, transport: HttpTransport[Any, Any] | None = None, **client_kwargs: Any
+    settings: Settings, *, credential: TokenCredential | None = None, **client_kwargs: Any
 ) -> CachedSecretStore:
     """The configured store, behind the cache.
 
-    `transport` (tests) replaces the network for Key Vault *and* for the managed-identity token endpoint;
-    `client_kwargs` go to the SecretClient (retry_total, retry_backoff_factor, ...). Both only apply to
-    secret_store=keyvault.
+    For secret_store=keyvault only: `credential` is the identity that reads the vault (the app's, through
+    DefaultAzureCredential, when None) and `client_kwargs` go to the SecretClient (retry_total, transport, ...).
     """
-    # Imported here: the local store must not pay for (or need) the Azure SDK, and keyvault.py imports
-    # this module's errors.
+    # Each backend is imported only when chosen: the local store must not pay for (or need) the Azure SDK.
     match settings.secret_store:
         case "local":
             from shared.secrets.local import LocalSecretStore
 
             backend: SecretStore = LocalSecretStore(settings.local_secrets_path)
         case "keyvault":
-            backend = _open_key_vault(settings, transport, client_kwargs)
+            backend = _open_key_vault(settings, credential, client_kwargs)
         case other:
             raise ValueError(f"unknown secret_store {other!r}")
     return CachedSecretStore(backend, settings.secret_cache_ttl_seconds)
 
 
 def _open_key_vault(
-    settings: Settings, transport: HttpTransport[Any, Any] | None, client_kwargs: dict[str, Any]
+    settings: Settings, credential: TokenCredential | None, client_kwargs: dict[str, Any]
 ) -> SecretStore:
     from shared.secrets.keyvault import KeyVaultSecretStore
 
     if not settings.key_vault_url:
         raise ValueError("secret_store=keyvault needs key_vault_url")
-    if transport is None:
+    if credential is None:
         from azure.identity import DefaultAzureCredential
 
-        credential: Any = DefaultAzureCredential()
-    else:
-        # The App Service / Functions flavour of managed identity (IDENTITY_ENDPOINT + IDENTITY_HEADER), over
-        # the same transport, so the SDK's real token request and challenge handling run against the fake.
-        from azure.identity import ManagedIdentityCredential
-
-        credential = ManagedIdentityCredential(transport=transport)
-        client_kwargs = {**client_kwargs, "transport": transport}
+        credential = DefaultAzureCredential()
     return KeyVaultSecretStore(settings.key_vault_url, credential, **client_kwargs)

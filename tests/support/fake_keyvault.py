@@ -3,7 +3,7 @@
 Pass one `FakeKeyVault` as `transport=` to both `ManagedIdentityCredential` and `SecretClient` and the
 SDK's whole request path runs against it: the unauthenticated probe, the 401 challenge, the token
 request to IDENTITY_ENDPOINT, the authorized retry, retries on 5xx. `install(monkeypatch)` sets the
-environment the credential reads and returns a fresh fake.
+environment the credential reads and returns a fresh fake; `open_store` opens the app's secret store over it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from azure.core.rest import HttpRequest, HttpResponse
 from azure.core.rest._http_response_impl import HttpResponseImpl
 from azure.core.utils import case_insensitive_dict
 
+from shared.config import Settings, load_settings
+from shared.secrets import CachedSecretStore, open_secret_store
+
 IDENTITY_ENDPOINT = "http://identity.test/msi/token"
 IDENTITY_HEADER = "fake-identity-header"
 TENANT = "72f988bf-0000-4000-8000-000000000000"
@@ -37,6 +40,7 @@ CHALLENGE = f'Bearer authorization="https://login.microsoftonline.com/{TENANT}",
 VAULT_HOST = re.compile(r"[0-9a-z-]{3,24}\.vault\.azure\.net")
 SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 TOKEN_LIFETIME = 3600  # under 2 h, so MSAL does not schedule an early refresh
+VAULT_URL = "https://caratflow-test.vault.azure.net/"
 
 
 def _stream_of(body: bytes) -> Any:
@@ -277,3 +281,28 @@ def install(monkeypatch: pytest.MonkeyPatch) -> FakeKeyVault:
     # The SDK caches each vault's challenge process-wide; without this only the first test would see one.
     HttpChallengeCache.clear()
     return FakeKeyVault()
+
+
+def open_store(settings: Settings, vault: FakeKeyVault, **client_kwargs: Any) -> CachedSecretStore:
+    """The production factory with Key Vault *and* the managed-identity token endpoint answered by `vault`.
+
+    The credential is the App Service / Functions flavour of managed identity (the environment `install`
+    sets) over the same transport, so the SDK's real token request and challenge handling run against
+    the fake. `client_kwargs` go to the SecretClient (retry_total, retry_backoff_factor, ...).
+    """
+    from azure.identity import ManagedIdentityCredential
+
+    credential = ManagedIdentityCredential(transport=vault)
+    return open_secret_store(settings, credential=credential, transport=vault, **client_kwargs)
+
+
+def open_vault(vault: FakeKeyVault, *, ttl: float = 0, **client_kwargs: Any) -> CachedSecretStore:
+    """`open_store` on settings for VAULT_URL; SDK retries kept but with millisecond back-off."""
+    settings = load_settings(secret_store="keyvault", key_vault_url=VAULT_URL, secret_cache_ttl_seconds=ttl)
+    client_kwargs.setdefault("retry_backoff_factor", 0.01)
+    return open_store(settings, vault, **client_kwargs)
+
+
+def gets(vault: FakeKeyVault, name: str, version: str) -> int:
+    """How many reads of exactly that version reached the vault."""
+    return vault.requests[("GET", f"/secrets/{name}/{version}")]
