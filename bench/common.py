@@ -1,5 +1,5 @@
-"""What the benchmarks share: the machine line, the emulator in its own process, a throwaway database,
-`caratflow serve` in its own process, and writing a result table into bench/README.md."""
+"""What the benchmarks share: the machine line, progress lines, the emulator in its own process, a
+throwaway database, `caratflow serve` in its own process, and writing a result table into bench/README.md."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so that stdout carries only the result table."""
+    print(f"... {message}", file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -116,6 +121,31 @@ def serve_process(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@contextmanager
+def serve_database(
+    database: str,
+    folder: Path,
+    workers: int,
+    log_name: str,
+    env: dict[str, str] | None = None,
+    launcher: list[str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`caratflow serve` on `database` as a deployment runs it, settings from the environment: a local
+    secret store in `folder`, no drain wait, no local host, plus `env`; its log is `folder / log_name`."""
+    settings = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "SECRET_STORE": "local",
+        "LOCAL_SECRETS_PATH": str(folder / "secrets.json"),
+        # No local.settings.json from a developer's checkout: defaults plus the lines above.
+        "CARATFLOW_LOCAL_SETTINGS": str(folder / "no-local-settings.json"),
+        **(env or {}),
+    }
+    options = ("--workers", str(workers), "--drain-seconds", "0", "--no-local-host")
+    with serve_process(settings, folder / log_name, *options, launcher=launcher) as served:
+        yield served
 
 
 def _ready(base: str) -> bool:
