@@ -1,9 +1,12 @@
 """What routes take as parameters: the app state, a pooled connection, the durable client and the
 authenticated caller, each a typed `Annotated` dependency.
 
-A handler's `Connection` goes back to the pool when the handler returns, before the response is
-sent (`scope="function"`): a streamed body (server-sent events, media) must check out its own
-connections through `AppState.connection()`, never keep using the handler's.
+`Connection` is the request's one connection: the caller check runs on it too, so a signed request
+checks out one connection, not two. It is checked out once the request's body has arrived and goes
+back to the pool when the handler returns, before the response is sent (`scope="function"`). So:
+- a handler that holds it checks out no second one (`AppState.connection()`): requests each holding
+  one while waiting for another can take every connection of the pool and wait for each other;
+- a streamed body (server-sent events) runs after it went back, and checks out its own per use.
 """
 
 from __future__ import annotations

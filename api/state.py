@@ -145,11 +145,15 @@ class ApiState:
         async with pool.connection() as conn:
             yield conn
 
-    async def server_keys(self) -> ServerKeys:
-        """The keys that sign and verify cursors (shared/access/server_keys.py)."""
+    async def server_keys(self, conn: AsyncConnection | None = None) -> ServerKeys:
+        """The keys that sign and verify cursors and media links (shared/access/server_keys.py); read
+        on `conn` when a handler holds one, so that it never waits for a second."""
         keys = self._server_keys.get("current")
         if keys is None:
-            async with self.connection() as conn:
+            if conn is None:
+                async with self.connection() as own:
+                    keys = await server_keys.load_async(own)
+            else:
                 keys = await server_keys.load_async(conn)
             self._server_keys.put("current", keys)
         return keys

@@ -84,7 +84,7 @@ async def search_diamonds(
             "Ask for a smaller page and follow next_cursor.",
         )
     try:
-        after = cursors.decode(query, query.cursor, await state.server_keys()) if query.cursor else None
+        after = cursors.decode(query, query.cursor, await state.server_keys(conn)) if query.cursor else None
     except cursors.InvalidCursor as exc:
         raise Problem(
             400,
@@ -129,14 +129,14 @@ async def _search(
         if len(rows) > limit:
             rows = rows[:limit]
             last = rows[-1]
-            next_cursor = cursors.encode(query, last["sort_value"], last["diamond_id"], await state.server_keys())
+            next_cursor = cursors.encode(query, last["sort_value"], last["diamond_id"], await state.server_keys(conn))
         elif after is None:
             # The first page holds every match: that is the exact count, no counting needed.
             state.counts.put(matches_key, (len(rows), False))
         count, estimated = await _count(state, cur, query, matches_key, expected)
     for row in rows:
         del row["sort_value"]
-    media.attach_links(rows, await state.server_keys(), now, state.settings.api_public_url)
+    media.attach_links(rows, await state.server_keys(conn), now, state.settings.api_public_url)
     body = {
         "data": rows,
         "page": {"limit": limit, "next_cursor": next_cursor, "count": count, "count_is_estimate": estimated},
@@ -180,7 +180,7 @@ async def get_diamond(
     row = await _one(conn, search.by_id(), diamond_id)
     if row is None or (row["delisted_at"] is not None and not include_delisted):
         raise _unknown(diamond_id)
-    media.attach_links([row], await state.server_keys(), now, state.settings.api_public_url)
+    media.attach_links([row], await state.server_keys(conn), now, state.settings.api_public_url)
     return JsonResponse(row, headers=_cache_headers(request, principal, links_epoch))
 
 
