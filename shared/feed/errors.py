@@ -20,11 +20,11 @@ class FeedNetworkError(TransientFeedError):
 
 
 class FeedRateLimited(TransientFeedError):
-    """HTTP 429; `retry_after` is the server's Retry-After in seconds, when it gave one."""
+    """HTTP 429; `retry_after_seconds` is the server's Retry-After as a delay, when it gave one."""
 
-    def __init__(self, message: str, retry_after: float | None) -> None:
+    def __init__(self, message: str, retry_after_seconds: float | None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after_seconds = retry_after_seconds
 
 
 class FeedServerError(TransientFeedError):

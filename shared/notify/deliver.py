@@ -96,7 +96,7 @@ def deliver_due(
                 else:
                     log.warning(
                         "notification outcome not recorded: a later attempt holds the delivery",
-                        extra={"delivery_id": claimed.delivery_id, "attempt_no": claimed.attempt_no},
+                        extra={"delivery_id": claimed.delivery_id, "attempt": claimed.attempt},
                     )
     finally:
         if own_sender:
@@ -156,7 +156,7 @@ def _retry_after(value: str | None) -> timedelta | None:
     try:
         return max(parsedate_to_datetime(value) - datetime.now(UTC), timedelta(0))
     except (TypeError, ValueError):
-        log.warning("unreadable Retry-After header; backoff alone applies", extra={"retry_after": value[:100]})
+        log.warning("unreadable Retry-After header; backoff alone applies", extra={"retry_after_header": value[:100]})
         return None
 
 
@@ -182,7 +182,7 @@ def _log_outcome(
         "event_kind": claimed.event_kind,
         "target": claimed.target,
         "webhook": target.redacted if target else None,
-        "attempt_no": claimed.attempt_no,
+        "attempt": claimed.attempt,
         "status_code": outcome.status_code,
         "duration_ms": outcome.duration_ms,
     }

@@ -30,7 +30,7 @@ class Claimed:
 
     delivery_id: int
     target: str
-    attempt_no: int  # the delivery's attempts so far, this one included
+    attempt: int  # the delivery's attempts so far, this one included
     round_attempts: int  # attempts since the last re-queue: what NOTIFY_MAX_ATTEMPTS bounds
     event_id: int
     event_kind: str
@@ -91,9 +91,9 @@ WITH due AS (
     FROM due WHERE d.delivery_id = due.delivery_id
     RETURNING d.delivery_id, d.target, d.attempts, d.attempts - d.requeued_at_attempt AS round_attempts, d.event_id
 ), started AS (
-    INSERT INTO notification_attempts (delivery_id, attempt_no) SELECT delivery_id, attempts FROM claimed
+    INSERT INTO notification_attempts (delivery_id, attempt) SELECT delivery_id, attempts FROM claimed
 )
-SELECT c.delivery_id, c.target, c.attempts AS attempt_no, c.round_attempts, c.event_id,
+SELECT c.delivery_id, c.target, c.attempts AS attempt, c.round_attempts, c.event_id,
        e.event_kind, e.subject, e.details, e.occurred_at
 FROM claimed c JOIN notification_events e USING (event_id)
 """
@@ -109,7 +109,7 @@ def finish(conn: psycopg.Connection, claimed: Claimed, outcome: Outcome) -> bool
     """Record the attempt's outcome; False when a later claim owns the delivery (this lease lapsed)."""
     params = {
         "id": claimed.delivery_id,
-        "attempt": claimed.attempt_no,
+        "attempt": claimed.attempt,
         "status": outcome.status,
         "code": outcome.status_code,
         "error": outcome.error,
@@ -121,7 +121,7 @@ def finish(conn: psycopg.Connection, claimed: Claimed, outcome: Outcome) -> bool
         conn.execute(
             """UPDATE notification_attempts SET outcome = %(outcome)s, status_code = %(code)s, error = %(error)s,
                       duration_ms = %(ms)s
-               WHERE delivery_id = %(id)s AND attempt_no = %(attempt)s""",
+               WHERE delivery_id = %(id)s AND attempt = %(attempt)s""",
             params,
         )
         # attempts = this attempt: the fence against a deliverer whose lease lapsed mid-send.
@@ -163,8 +163,8 @@ def list_deliveries(
 def attempts_of(conn: psycopg.Connection, delivery_id: int) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            """SELECT attempt_no, started_at, outcome, status_code, error, duration_ms FROM notification_attempts
-               WHERE delivery_id = %s ORDER BY attempt_no""",
+            """SELECT attempt, started_at, outcome, status_code, error, duration_ms FROM notification_attempts
+               WHERE delivery_id = %s ORDER BY attempt""",
             (delivery_id,),
         ).fetchall()
 

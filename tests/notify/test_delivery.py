@@ -29,7 +29,7 @@ def test_failing_twice_then_succeeding_is_delivered_once_with_three_attempts(
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 3, 200)
     assert delivery["delivered_at"] is not None
     tried = attempts(pool, delivery["delivery_id"])
-    assert [(a["attempt_no"], a["status_code"], a["outcome"]) for a in tried] == [
+    assert [(a["attempt"], a["status_code"], a["outcome"]) for a in tried] == [
         (1, 500, "retry"),
         (2, 502, "retry"),
         (3, 200, "delivered"),

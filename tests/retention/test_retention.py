@@ -117,7 +117,7 @@ def event(conn, occurred: datetime, *deliveries: str, fanned: bool = True) -> in
             (event_id, f"t{n}", status, occurred if status == "delivered" else None),
         ).fetchone()[0]
         conn.execute(
-            "INSERT INTO notification_attempts (delivery_id, attempt_no, started_at) VALUES (%s, 1, %s)",
+            "INSERT INTO notification_attempts (delivery_id, attempt, started_at) VALUES (%s, 1, %s)",
             (delivery_id, occurred),
         )
     return event_id

@@ -155,7 +155,12 @@ class NivodaClient:
                 delay = self._delay(attempt, exc)
                 log.warning(
                     "feed request failed; retrying",
-                    extra={"feed_field": field, "attempt": attempt, "retry_in_s": round(delay, 3), "error": repr(exc)},
+                    extra={
+                        "feed_field": field,
+                        "attempt": attempt,
+                        "retry_in_seconds": round(delay, 3),
+                        "error": repr(exc),
+                    },
                 )
                 self._sleep(delay)
 
@@ -209,9 +214,9 @@ class NivodaClient:
         return data
 
     def _delay(self, attempt: int, exc: errors.TransientFeedError) -> float:
-        if isinstance(exc, errors.FeedRateLimited) and exc.retry_after is not None:
+        if isinstance(exc, errors.FeedRateLimited) and exc.retry_after_seconds is not None:
             # Honour the server's wait; a little jitter keeps concurrent fetchers from returning in step.
-            return min(exc.retry_after, MAX_RETRY_AFTER_SECONDS) * (1 + 0.1 * self._rng.random())
+            return min(exc.retry_after_seconds, MAX_RETRY_AFTER_SECONDS) * (1 + 0.1 * self._rng.random())
         ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
@@ -240,7 +245,7 @@ def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
-        log.warning("unreadable Retry-After header", extra={"retry_after": value})
+        log.warning("unreadable Retry-After header", extra={"retry_after_header": value})
         return None
 
 
