@@ -15,7 +15,6 @@ import pytest
 from caratflow_client import CaratflowClient
 from caratflow_client.signing import sign_request
 from shared.access import keys
-from shared.secrets import open_secret_store
 
 PATH = "/api/v1/diamonds"
 
@@ -252,7 +251,7 @@ def test_secrets_from_key_vault(api_settings, database_url, pool, monkeypatch) -
     settings = api_settings.model_copy(
         update={"secret_store": "keyvault", "key_vault_url": "https://caratflow-test.vault.azure.net/"}
     )
-    store = open_secret_store(settings, transport=vault, retry_total=0)
+    store = fake_keyvault.open_store(settings, vault, retry_total=0)
     issued = keys.create_key(pool, store, "vault-client", ["search"])
     port = free_port()
     server, thread = serve(create_app(settings, secrets=store, url=database_url), port)

@@ -1,4 +1,5 @@
-"""Request-head limits under `caratflow serve` (issue 10, finding 4), over raw sockets to the real app.
+"""Request-head limits under `caratflow serve`, over raw sockets to the real app: an oversized or slow
+request line or header block is refused (414, 431, 408) as soon as a limit is crossed, before it fills memory.
 
 The server runs the protocol `caratflow serve` runs, with a 1 s header timeout so the slow-head cases
 finish quickly; the size limits are the defaults (8192-byte request line, 16 KiB of headers, 100 fields).

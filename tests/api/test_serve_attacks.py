@@ -1,6 +1,8 @@
-"""The attacks of issue 10 replayed against the `caratflow serve` command itself (a process of its
-own, settings from the environment, the embedded-free test PostgreSQL): the other tests serve the
-same app and protocol in-process; this one proves the command wires them the same way."""
+"""Attacks on the API replayed against the `caratflow serve` command itself (a process of its own,
+settings from the environment, the embedded-free test PostgreSQL): a stranger failing with a victim's
+key id, NUL in a filter, oversized request heads, a signature moved to another path, two Authorization
+headers, a trailing-slash redirect to the Host header. The other tests serve the same app and protocol
+in-process; this one proves the command wires them the same way."""
 
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def _raw_status(base: str, head: bytes) -> int:
 def test_the_command_holds_against_the_attacks(served) -> None:
     base, key = served
     with httpx.Client(base_url=base, timeout=10) as http:
-        # 1: a stranger failing with the victim's key id does not lock the victim out
+        # a stranger failing with the victim's key id does not lock the victim out
         for _ in range(10):
             http.get(
                 "/api/v1/diamonds?limit=1",
@@ -85,22 +87,22 @@ def test_the_command_holds_against_the_attacks(served) -> None:
             "/api/v1/diamonds?limit=1", headers={"Authorization": _signed(key), "X-Forwarded-For": "198.51.100.9"}
         )
         assert victim.status_code == 200, victim.text
-        # 2: NUL in a text filter is a 400 problem, not a 500
+        # NUL in a text filter is a 400 problem, not a 500
         nul = http.get(
             "/api/v1/diamonds?fancy_color=%00", headers={"Authorization": _signed(key, query="fancy_color=%00")}
         )
         assert (nul.status_code, nul.headers["content-type"]) == (400, "application/problem+json")
-        # 5: a signature for one path does not verify another
+        # a signature for one path does not verify another
         moved = http.get("/api/v1/diamonds/a%0Ab", headers={"Authorization": _signed(key, "/api/v1/diamonds/ab", "")})
         assert moved.status_code == 401
-        # 6: two Authorization headers
+        # two Authorization headers
         twice = http.get(
             "/api/v1/diamonds?limit=1", headers=[("Authorization", _signed(key)), ("Authorization", _signed(key))]
         )
         assert twice.status_code == 400
-        # 8: no redirect to the Host header
+        # no redirect to the Host header
         slash = http.get("/api/v1/diamonds/", headers={"Host": "evil.example"}, follow_redirects=False)
         assert slash.status_code == 404
-    # 4: request line and header limits
+    # request line and header limits
     assert _raw_status(base, b"GET /api/health?" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n") == 414
     assert _raw_status(base, b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 40_000 + b"\r\n\r\n") == 431
