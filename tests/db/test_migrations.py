@@ -142,3 +142,21 @@ def test_one_active_run_per_feed(database_url: str) -> None:
         conn.execute(insert, ("nivoda-natural", "succeeded"))  # finished runs do not count
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (3,)
         assert datetime.now(UTC)  # clocks are UTC-aware
+
+
+def test_renaming_attempt_no_keeps_the_recorded_attempts(empty_database_url: str) -> None:
+    before_rename = [m for m in discover() if m.version < 12]
+    with psycopg.connect(empty_database_url) as conn:
+        migrate(conn, before_rename)
+        conn.execute(
+            """WITH event AS (INSERT INTO notification_events (event_kind, subject) VALUES ('run_failed', 'r')
+                              RETURNING event_id),
+                    delivery AS (INSERT INTO notification_deliveries (event_id, target) SELECT event_id, 'ops'
+                                 FROM event RETURNING delivery_id)
+               INSERT INTO notification_attempts (delivery_id, attempt_no, outcome) SELECT delivery_id, 2, 'retry'
+               FROM delivery"""
+        )
+        assert migrate(conn) == [m.version for m in discover() if m.version >= 12]
+        assert conn.execute("SELECT attempt, outcome FROM notification_attempts").fetchall() == [(2, "retry")]
+        with pytest.raises(psycopg.errors.CheckViolation, match="notification_attempts_attempt_check"):
+            conn.execute("UPDATE notification_attempts SET attempt = 0")
