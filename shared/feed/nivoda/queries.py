@@ -15,7 +15,8 @@ query Login($username: String!, $password: String!) {
   authenticate { username_and_password(username: $username, password: $password) { token } }
 }"""
 
-# Every item field the catalogue maps (nivoda-feed.md, "Item shape").
+# Every item field the catalogue maps: the offer (id and prices), its stone (availability, media, supplier)
+# and the stone's certificate (grading and measurements).
 ITEM_FIELDS = """
 id price discount diamond_price markup_price markup_discount
 diamond {
