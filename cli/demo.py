@@ -31,6 +31,8 @@ def _demo(args: argparse.Namespace) -> int:
     from emulator.server import RunningEmulator
 
     settings = get_settings()
+    if args.log_file:
+        print(f"log: {args.log_file}", flush=True)
     print(f"feed emulator: {args.size:,} stones (seed {args.seed})", flush=True)
     with RunningEmulator(size=args.size, seed=args.seed) as feed:
         settings = settings.model_copy(
@@ -98,8 +100,10 @@ def _serve(settings) -> None:
     print("Signed example request (the client signs each request afresh):\n")
     print(f"  CARATFLOW_API_URL={base} CARATFLOW_KEY_ID={issued.key_id} CARATFLOW_API_SECRET={issued.secret} \\")
     print(f"    .venv/bin/python -m caratflow_client GET '{path}?{query}'\n")
-    print("or with curl (this signature is good once, for the next "
-          f"{settings.api_signature_tolerance_seconds // 60} minutes):\n")
+    print(
+        "or with curl (this signature is good once, for the next "
+        f"{settings.api_signature_tolerance_seconds // 60} minutes):\n"
+    )
     print(f"  curl -s '{base}{path}?{query}' -H 'Authorization: {signature.header()}'\n")
     print("Ctrl-C stops the API and the embedded database.", flush=True)
     serve.run(settings, host=settings.api_host, port=settings.api_port, drain_seconds=0)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from shared import logs
+from cli import terminal
 from shared.config import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -16,9 +15,14 @@ Handler = Callable[[argparse.Namespace], int]
 def _parser() -> argparse.ArgumentParser:
     from cli import admin, db, demo, keys, notify, plan, retention, serve, sync
 
-    parser = argparse.ArgumentParser(prog="caratflow", description="Diamond-inventory sync and search.")
-    parser.add_argument("--json-logs", action="store_true", help="log one JSON object per line")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="caratflow",
+        description="Diamond-inventory sync and search.",
+        epilog=f"The log goes to {terminal.log_path().parent}/caratflow-<date>.log ({terminal.LOG_DIR_ENV} "
+        "chooses the folder), warnings and errors also to the terminal; serve, host and emulator log to stderr.",
+    )
+    parser.add_argument("--json-logs", action="store_true", help="log on stderr, one JSON object per line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log on stderr, debug records too")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     for module in (demo, sync, plan, serve, keys, admin, notify, retention, db):
         module.register(commands)
@@ -40,7 +44,7 @@ def _register_emulator(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logs.configure(logging.DEBUG if args.verbose else logging.INFO, json_lines=args.json_logs)
+    args.log_file = terminal.configure_logging(args.command, verbose=args.verbose, json_lines=args.json_logs)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -1,69 +1,73 @@
 """Live progress of a run, read from the database, and the run summary, for the terminal.
 
+On a terminal the watcher draws rich progress bars: the run's stones, and each partition being
+fetched; a partition that gives up is printed above the bars, which log records (cli/terminal.py)
+do not tear. Elsewhere (a pipe, a file, CI) it writes one plain line per finished partition.
+
 The run outlives a restart of its database (the host's threads and the activities' retries carry on),
 so the watcher does too: while the database is unreachable it says so in one line and keeps asking.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.terminal import console_for
 from local_host.client import InstanceStatus, LocalDurableClient
 from shared.db.pools import unavailable
 from shared.sync import runs
 
-BAR = 20
+# Partition statuses that will not change any more in this run (a replay starts them again).
+_FINISHED = ("fetched", "dead_lettered")
+_GAVE_UP = ("failed", "dead_lettered")
 
 
 def watch(
     client: LocalDurableClient,
     instance_id: str,
     *,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     interval: float = 0.5,
     timeout: float = 24 * 3600,
 ) -> InstanceStatus:
-    """Show per-partition progress until the instance finishes; return its final status."""
+    """Show per-partition progress until the instance finishes; return its final status.
+
+    `out` is where to write (default: the terminal's console, stdout)."""
     deadline = time.monotonic() + timeout
-    drawn = 0
-    announced: set[int] = set()
+    console = console_for(out)
+    view: _View = _Bars(console) if console.is_terminal else _Lines(console)
     lost_at: float | None = None
-    while True:
-        try:
-            status = client.get_status(instance_id)
-            custom = status.custom_status or {}
-            partitions = _partitions(client, custom.get("run_id"))
-        except Exception as exc:
-            if not unavailable(exc):
-                raise
-            if lost_at is None:
-                lost_at = time.monotonic()
-                out.write(f"database unavailable ({_reason(exc)}); the run waits for it\n")
-                out.flush()
-                drawn = 0  # the progress block starts again below the notice
+    with view:
+        while True:
+            try:
+                status = client.get_status(instance_id)
+                custom = status.custom_status or {}
+                partitions = _partitions(client, custom.get("run_id"))
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    view.note(f"database unavailable ({_reason(exc)}); the run waits for it")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{instance_id}: database unavailable at the deadline") from exc
+                time.sleep(interval)
+                continue
+            if lost_at is not None:
+                view.note(f"database back after {time.monotonic() - lost_at:.0f} s; the run goes on")
+                lost_at = None
+            view.show(custom, partitions)
+            if status.is_finished:
+                return status
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{instance_id}: database unavailable at the deadline") from exc
+                raise TimeoutError(f"{instance_id} still {status.runtime_status}")
             time.sleep(interval)
-            continue
-        if lost_at is not None:
-            out.write(f"database back after {time.monotonic() - lost_at:.0f} s; the run goes on\n")
-            lost_at = None
-        if out.isatty():
-            drawn = _redraw(out, drawn, _block(custom, partitions))
-        else:
-            for row in partitions:  # one line per finished partition keeps logs readable
-                if row["status"] in ("fetched", "dead_lettered") and row["partition_no"] not in announced:
-                    announced.add(row["partition_no"])
-                    out.write(_line(row) + "\n")
-            out.flush()
-        if status.is_finished:
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{instance_id} still {status.runtime_status}")
-        time.sleep(interval)
 
 
 def _reason(exc: BaseException) -> str:
@@ -78,46 +82,137 @@ def _partitions(client: LocalDurableClient, run_id: str | None) -> list[dict[str
         return runs.partitions_of(conn, uuid.UUID(run_id))
 
 
-def _block(custom: dict[str, Any], partitions: list[dict[str, Any]]) -> list[str]:
-    head = (
-        f"{custom.get('feed', '?')}: {custom.get('stage', 'starting')} - partitions "
-        f"{custom.get('fetched', 0)}/{custom.get('partitions', len(partitions))} fetched, "
-        f"{custom.get('failed', 0)} failed, {sum(p['rows_fetched'] for p in partitions):,} stones"
-    )
-    return [head, *(_line(p) for p in partitions)]
+def _band(row: dict[str, Any]) -> str:
+    upper = "open" if row["dpc_to"] is None else f"{row['dpc_to']:,}"
+    return f"#{row['partition_no']:<3} ${row['dpc_from']:>7,}-{upper:<7}/ct"
 
 
 def _line(row: dict[str, Any]) -> str:
-    expected = max(row["expected_count"], 1)
-    done = min(BAR, round(BAR * row["rows_fetched"] / expected)) if row["status"] != "fetched" else BAR
-    upper = "open" if row["dpc_to"] is None else f"{row['dpc_to']:,}"
-    return (
-        f"  #{row['partition_no']:<3} ${row['dpc_from']:>7,}-{upper:<7}/ct [{'=' * done}{' ' * (BAR - done)}] "
-        f"{row['rows_fetched']:>7,}/{row['expected_count']:<7,} {row['status']}"
-    )
+    return f"  {_band(row)} {row['rows_fetched']:>7,}/{row['expected_count']:<7,} {row['status']}"
 
 
-def _redraw(out: TextIO, previous: int, lines: list[str]) -> int:
-    if previous:
-        out.write(f"\x1b[{previous}F\x1b[J")  # back to the block's first line, clear below
-    out.write("\n".join(lines) + "\n")
-    out.flush()
-    return len(lines)
+class _View(Protocol):
+    def __enter__(self) -> object: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def show(self, custom: dict[str, Any], partitions: list[dict[str, Any]]) -> None: ...
 
 
-def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
+class _Lines:
+    """Off a terminal: a line per notice and per finished partition, nothing redrawn."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.announced: set[int] = set()
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass  # nothing drawn to take down
+
+    def note(self, text: str) -> None:
+        self.console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+    def show(self, custom: dict[str, Any], partitions: list[dict[str, Any]]) -> None:
+        for row in partitions:
+            if row["status"] in _FINISHED and row["partition_no"] not in self.announced:
+                self.announced.add(row["partition_no"])
+                self.note(_line(row))
+
+
+class _Bars:
+    """On a terminal: a bar for the run's stones and one per partition still being fetched."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            auto_refresh=False,  # drawn once per poll (below): no thread, and every poll is seen
+        )
+        self.run = self.progress.add_task("starting", total=None, detail="")
+        self.bars: dict[int, TaskID] = {}
+        self.announced: set[int] = set()
+
+    def __enter__(self) -> _Bars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+    def show(self, custom: dict[str, Any], partitions: list[dict[str, Any]]) -> None:
+        fetched = sum(row["status"] == "fetched" for row in partitions)
+        gave_up = sum(row["status"] in _GAVE_UP for row in partitions)
+        stones = sum(row["rows_fetched"] for row in partitions)
+        expected = sum(row["expected_count"] for row in partitions)
+        self.progress.update(
+            self.run,
+            description=f"{custom.get('feed', '?')}: {custom.get('stage', 'starting')}",
+            total=expected or None,  # None until planned: an indeterminate bar
+            completed=stones,
+            detail=f"{stones:,} stones, partitions {fetched}/{len(partitions)} fetched, {gave_up} failed",
+        )
+        for row in partitions:
+            self._show_partition(row)
+        self.progress.refresh()
+
+    def _show_partition(self, row: dict[str, Any]) -> None:
+        number, status = row["partition_no"], row["status"]
+        if status in _FINISHED:
+            if number in self.bars:
+                self.progress.remove_task(self.bars.pop(number))
+            if status != "fetched" and number not in self.announced:
+                self.announced.add(number)
+                self.note(_line(row))  # a partition that gave up stays in view, above the bars
+            return
+        if status == "pending":
+            return  # not started: a bar would only crowd the ones moving
+        detail = f"{row['rows_fetched']:,}/{row['expected_count']:,} {status}"
+        if row["attempts"] > 1:
+            detail += f", attempt {row['attempts']}"
+        if number not in self.bars:
+            self.bars[number] = self.progress.add_task(f"  {_band(row)}", total=None, detail="")
+        self.progress.update(
+            self.bars[number], total=max(row["expected_count"], 1), completed=row["rows_fetched"], detail=detail
+        )
+
+
+def print_summary(summary: dict[str, Any], out: TextIO | None = None) -> None:
+    """The run's outcome in a line, its counts in a table, and its error if it has one."""
+    console = console_for(out)
     if "skipped" in summary:
-        out.write(f"skipped: {summary['skipped']}\n")
+        console.print(f"skipped: {summary['skipped']}", soft_wrap=True, highlight=False)
         return
-    out.write(
-        f"\n{summary.get('feed')} {summary.get('kind')} run {summary.get('run_id')}: {summary.get('status')}\n"
-        f"  fetched {summary.get('fetched', 0):,} stones in {summary.get('pages', 0):,} pages over "
-        f"{summary.get('partitions', 0)} partitions ({summary.get('failed_partitions', 0)} failed)\n"
-        f"  new {summary.get('new', 0):,}, changed {summary.get('changed', 0):,}, "
-        f"unchanged {summary.get('unchanged', 0):,}, delisted {summary.get('delisted', 0):,}, "
-        f"relisted {summary.get('relisted', 0):,}, rejected {summary.get('rejected', 0):,}, "
-        f"repriced {summary.get('repriced', 0):,}\n"
-        f"  {summary.get('seconds', 0):.1f} s, {summary.get('stones_per_second', 0):,.0f} stones/s\n"
+    status = summary.get("status")
+    colour = {"succeeded": "green", "partially_succeeded": "yellow"}.get(str(status), "red")
+    console.print()
+    console.print(
+        f"{summary.get('feed')} {summary.get('kind')} run {summary.get('run_id')}: [{colour}]{status}[/]",
+        soft_wrap=True,
+        highlight=False,
     )
+    console.print(
+        f"  {summary.get('fetched', 0):,} stones fetched in {summary.get('pages', 0):,} pages over "
+        f"{summary.get('partitions', 0)} partitions ({summary.get('failed_partitions', 0)} failed); "
+        f"{summary.get('seconds', 0):.1f} s, {summary.get('stones_per_second', 0):,.0f} stones/s",
+        soft_wrap=True,
+        highlight=False,
+    )
+    counts = ("new", "changed", "unchanged", "delisted", "relisted", "rejected", "repriced")
+    table = Table(box=None, padding=(0, 2), pad_edge=True)
+    for name in counts:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{summary.get(name, 0):,}" for name in counts))
+    console.print(table)
     if summary.get("error"):
-        out.write(f"  error: {summary['error']}\n")
+        console.print(f"  error: {summary['error']}", soft_wrap=True, highlight=False, markup=False)

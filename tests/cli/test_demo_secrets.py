@@ -20,7 +20,7 @@ from ports import free_port
 from caratflow_client import CaratflowClient
 from emulator.config import EmulatorConfig
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def test_a_demo_run_logs_no_secret(database_url: str, tmp_path: Path) -> None:
