@@ -8,13 +8,17 @@ in step.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
+import psycopg
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -23,6 +27,13 @@ from shared.notify.targets import WebhookTarget
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_SETTINGS_ENV = "CARATFLOW_LOCAL_SETTINGS"
+
+
+# What stands in for a secret in samples, templates and docs, and the feed emulator's published password
+# (the only secret local.settings.sample.json holds). Compared case-insensitively, surrounding blanks ignored.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "emulator-password", "changeme", "change-me", "change_me", "replace-me", "password", "secret", "todo", "xxx"}
+)
 
 
 class ConfigError(Exception):
@@ -101,10 +112,16 @@ class Settings(BaseSettings):
 
     # --- supplier feed (Nivoda)
     nivoda_endpoint: str = Field(
-        default="http://127.0.0.1:4100/api/diamonds", pattern=r"^https?://", description="GraphQL endpoint URL."
+        default="http://127.0.0.1:4100/api/diamonds",
+        pattern=r"^https?://",
+        description="GraphQL endpoint URL. On this machine (127.0.0.1, localhost, ::1: the feed emulator) the"
+        " settings are local development, the only place a placeholder secret is accepted.",
     )
     nivoda_username: str = Field(default="emulator@caratflow.test", min_length=1)
-    nivoda_password: SecretStr = Field(default=SecretStr("emulator-password"))
+    nivoda_password: SecretStr = Field(
+        default=SecretStr("emulator-password"),
+        description="The default is the feed emulator's password: refused unless the feed is on this machine.",
+    )
     nivoda_token_mode: Literal["header", "wrapper"] = Field(
         default="header", description="Bearer header, or the as(token:) wrapper field."
     )
@@ -284,6 +301,47 @@ class Settings(BaseSettings):
             raise ValueError("notify_backoff_base_seconds must not exceed notify_backoff_max_seconds")
         return self
 
+    @model_validator(mode="after")
+    def _check_placeholder_secrets(self) -> Settings:
+        """Outside local development no secret may be a placeholder: a deployment that still signs in to
+        the feed with the emulator's password, or guards /api/metrics with "changeme", stops at start-up
+        instead of running. The values are never repeated in the message."""
+        if self.local_development:
+            return self
+        problems = [f"{name} is {why}" for name, why in self._placeholder_secrets()]
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + ". The feed (NIVODA_ENDPOINT) is not on this machine, so this is not local"
+                " development: set the real secret"
+            )
+        return self
+
+    def _placeholder_secrets(self) -> Iterator[tuple[str, str]]:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, SecretStr):
+                continue
+            text: str | None = value.get_secret_value()
+            label = name.upper()
+            if name == "database_url":
+                text, label = _database_password(value.get_secret_value()), "the password in DATABASE_URL"
+                if text is None:
+                    continue  # no password in the URL (Entra sign-in, peer or certificate auth)
+            if (why := placeholder_reason(text)) is not None:
+                yield label, why
+
+    @property
+    def local_development(self) -> bool:
+        """Whether these settings are a laptop's: the feed is on this machine (the emulator binds only
+        127.0.0.1). A deployment always reaches the supplier's feed over the network."""
+        host = urlsplit(self.nivoda_endpoint).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False  # a name: the supplier's host
+
     @property
     def cors_origins(self) -> list[str]:
         return [origin.strip() for origin in self.api_cors_origins.split(",") if origin.strip()]
@@ -298,6 +356,27 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, LocalSettingsSource(settings_cls)
+
+
+def placeholder_reason(secret: str) -> str | None:
+    """Why `secret` is no secret (a placeholder, an unresolved reference...), or None if it may be one."""
+    text = secret.strip()
+    lowered = text.lower()
+    if lowered in PLACEHOLDER_SECRETS or (text.startswith("<") and text.endswith(">")):
+        return "empty or a placeholder"
+    if lowered.startswith("@microsoft.keyvault("):
+        # App Service passes a Key Vault reference on as text when it cannot resolve it.
+        return "an unresolved Key Vault reference (does the secret exist, may the app's identity read it?)"
+    if "usedevelopmentstorage=true" in lowered or "devstoreaccount1" in lowered:
+        return "Azurite's published development account"
+    return None
+
+
+def _database_password(url: str) -> str | None:
+    try:
+        return psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.ProgrammingError:
+        return None  # not a connection string at all: connecting says so, naming DATABASE_URL
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import ConfigError, Settings, load_settings
 
-SAMPLE = Path(__file__).resolve().parent.parent / "local.settings.sample.json"
+SAMPLE = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
 
 
 @pytest.fixture
