@@ -7,9 +7,9 @@ import asyncio
 import json
 import logging
 import os
-from datetime import UTC, datetime
 
 import pytest
+from fake_orchestration import FakeOrchestrationContext, Fakes
 
 from shared import logs
 from shared.telemetry import carry, configure, exporter_choice, orchestration_trace
@@ -81,31 +81,23 @@ def test_configure_is_once_per_process() -> None:
     assert configure() is configure()
 
 
-class FakeContext:
-    """The parts of DurableOrchestrationContext that telemetry reads."""
-
-    def __init__(self, instance_id: str, request: dict) -> None:
-        self.instance_id = instance_id
-        self.request = request
-        self.is_replaying = True
-        self.current_utc_datetime = datetime(2025, 1, 1, tzinfo=UTC)
-
-    def get_input(self) -> dict:
-        return json.loads(json.dumps(self.request))  # a fresh decode, as every replay does
+def context_of(instance_id: str, request: dict) -> FakeOrchestrationContext:
+    """An orchestration context holding `request` as its input, as telemetry reads it."""
+    return FakeOrchestrationContext(Fakes(activities={}), request, instance_id)
 
 
 def test_an_orchestrations_trace_context_is_the_same_in_every_replay() -> None:
     trigger = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     request = {"run_id": "r-1", "correlation_id": "c-9", "traceparent": trigger}
-    first, again = FakeContext("sync-x", request), FakeContext("sync-x", request)
+    first, again = context_of("sync-x", request), context_of("sync-x", request)
     assert orchestration_trace(first) == orchestration_trace(again)
     passed = carry(first, {"run_id": "r-1"})
     assert passed["correlation_id"] == "c-9"
     assert passed["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")  # the trigger's trace
     assert passed["traceparent"] != trigger  # ...but this orchestration's own span
-    assert carry(FakeContext("sync-x", {**request, "run_id": "r-2"}), {})["traceparent"] != passed["traceparent"]
+    assert carry(context_of("sync-x", {**request, "run_id": "r-2"}), {})["traceparent"] != passed["traceparent"]
     # Started without a trigger span (the CLI): a trace of its own, named by the same derivation.
-    alone = orchestration_trace(FakeContext("sync-x", {"run_id": "r-1"}))
+    alone = orchestration_trace(context_of("sync-x", {"run_id": "r-1"}))
     assert alone.parent is None
     assert alone.correlation_id == format(alone.span.trace_id, "032x")
 
