@@ -5,9 +5,9 @@ tasks in the order it opens them, and within an episode it first opens what the 
 for a call with retry (a retry timer after a failure, the next attempt after that timer) and then
 whatever the orchestrator yields when it resumes. The host mirrors that order exactly.
 
-Retries are the host's job (durable-functions.md): TaskScheduled -> TaskFailed -> TimerCreated ->
-TimerFired -> TaskScheduled ... and, after the last failure, one more timer that fires at once
-before the SDK surfaces the failure.
+Retries are the host's job, not the SDK's (as in the Durable Functions extension): for a call with
+retry the host writes TaskScheduled -> TaskFailed -> TimerCreated -> TimerFired -> TaskScheduled ...
+and, after the last failure, one more timer that fires at once before the SDK surfaces the failure.
 """
 
 from __future__ import annotations

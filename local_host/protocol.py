@@ -1,7 +1,12 @@
 """The out-of-process orchestration protocol, as the Durable Functions extension speaks it.
 
-History events are PascalCase dicts (the shape the SDK's `HistoryEvent` reads); the orchestrator's
-answer carries a cumulative list of actions. Facts: ../shared/reference/durable-functions.md.
+History events are PascalCase dicts (the shape the SDK's `HistoryEvent` reads: `EventType`, `EventId`,
+`IsPlayed`, `Timestamp`, plus per type `Name`, `Input`, `Result`, `TaskScheduledId`, `TimerId`, `FireAt`...);
+`history[0]` is OrchestratorStarted (its Timestamp becomes `current_utc_datetime`) and `history[1]`
+ExecutionStarted, which must carry a `Version` (the 1.7.0 SDK fails without it). The orchestrator's
+answer (`isDone`, `actions`, `output`, `customStatus`, `error`) carries a CUMULATIVE list of actions, all
+since the start: only its tail is new work; with schema version 2 a `task_all` is one WhenAll action
+(actionType 12) holding its children as `compoundActions`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Migrations are the files `migrations/NNNN_name.sql`, applied in number order, ea
 transaction together with its row in `schema_migrations`. A session-level advisory lock serialises
 processes that start together: the second waits, then finds nothing left to do. The checksum of every
 applied file is kept, so an edited migration is reported instead of silently diverging from the
-database (the reference system's schema file drifted from its migrations).
+database (a schema that drifts from the files that claim to build it goes unnoticed until it breaks).
 """
 
 from __future__ import annotations
