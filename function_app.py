@@ -5,10 +5,10 @@ import azure.durable_functions as df
 from activities.operations import bp as operations_activities_bp
 from activities.sync import bp as sync_activities_bp
 from api.functions import bp as http_bp
-from orchestrators.maintenance import bp as maintenance_bp
 from orchestrators.operations import bp as operations_bp
 from orchestrators.sync_run import bp as sync_orchestrators_bp
-from orchestrators.triggers import bp as triggers_bp
+from triggers.maintenance import bp as maintenance_bp
+from triggers.timers import bp as timers_bp
 
 app = df.DFApp()
 for blueprint in (
@@ -16,7 +16,7 @@ for blueprint in (
     operations_activities_bp,
     sync_orchestrators_bp,
     operations_bp,
-    triggers_bp,
+    timers_bp,
     maintenance_bp,
     http_bp,
 ):

@@ -17,7 +17,10 @@ from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
 from shared.feed.source import FeedSource, PriceBand
 from shared.planning.plan import plan_for
-from shared.sync import fetch, runs
+from shared.runs import dead_letters, lifecycle, partitions
+from shared.runs.reads import Run, load_run
+from shared.runs.states import RunAlreadyActive
+from shared.sync import fetch
 from shared.sync.bounds import MappingBounds
 from shared.sync.consolidate import consolidate
 from shared.sync.finalize import finalize_run as finalize
@@ -28,12 +31,12 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def start_run(request: dict) -> dict:
+def create_run(request: dict) -> dict:
     """Create the run row (idempotent by run_id); hand the orchestrator its policy from the settings."""
     get_feed(request["feed"])  # an unknown feed fails here, loudly, before anything is written
     with deps.pool().connection() as conn:
         try:
-            run = runs.create_run(
+            run = lifecycle.create_run(
                 conn,
                 run_id=uuid.UUID(request["run_id"]),
                 feed=request["feed"],
@@ -42,31 +45,17 @@ def start_run(request: dict) -> dict:
                 instance_id=request.get("instance_id"),
                 as_of=datetime.fromisoformat(request["as_of"]),
             )
-        except runs.RunAlreadyActive as exc:
+        except RunAlreadyActive as exc:
             return {"skipped": str(exc)}
     return run_descriptor(run)
 
 
-@bp.activity_trigger(input_name="request")
-@observed_activity
-def reopen_run(request: dict) -> dict:
-    """Reopen a run for a dead-letter replay; the partitions to fetch again come back with it."""
-    run = load_run(request)
+def run_of(request: dict) -> Run:
     with deps.pool().connection() as conn:
-        numbers = runs.reopen_for_replay(conn, run.run_id)
-    return {**run_descriptor(run), "partitions": numbers}
+        return load_run(conn, uuid.UUID(request["run_id"]))
 
 
-def load_run(request: dict) -> runs.Run:
-    run_id = uuid.UUID(request["run_id"])
-    with deps.pool().connection() as conn:
-        run = runs.get_run(conn, run_id)
-    if run is None:
-        raise LookupError(f"no run {run_id}")
-    return run
-
-
-def run_descriptor(run: runs.Run) -> dict:
+def run_descriptor(run: Run) -> dict:
     """What an orchestrator needs to drive a run: its identity and the policy from the settings."""
     settings = deps.settings()
     return {
@@ -88,10 +77,10 @@ def run_descriptor(run: runs.Run) -> dict:
 def plan_run(request: dict) -> dict:
     """Plan the run's partitions (once) and return their numbers."""
     settings = deps.settings()
-    run = load_run(request)
+    run = run_of(request)
     run_id = run.run_id
     with deps.pool().connection() as conn:
-        existing = runs.partition_numbers(conn, run_id)
+        existing = partitions.numbers(conn, run_id)
     if existing:
         return {"partitions": existing}
     spec = get_feed(run.feed)
@@ -108,27 +97,26 @@ def plan_run(request: dict) -> dict:
         "balance": round(plan.balance, 3),
     }
     with deps.pool().connection() as conn:
-        runs.save_plan(conn, run_id, plan.partitions, summary)
-        return {"partitions": runs.partition_numbers(conn, run_id), **summary}
+        lifecycle.save_plan(conn, run_id, plan.partitions, summary)
+        return {"partitions": partitions.numbers(conn, run_id), **summary}
 
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
 def fetch_partition(request: dict) -> dict:
-    """Fetch one partition from its checkpoint; raises on failure so the durable retry applies."""
+    """Fetch one partition from its checkpoint; raises on failure so the durable retry applies.
+    Input: {run_id, feed, partition_no}."""
     settings = deps.settings()
-    run = load_run(request)
-    run_id = run.run_id
     result = fetch.fetch_partition(
         deps.pool(),
-        CountedSource(deps.source(run.feed)),
-        run_id,
+        CountedSource(deps.source(request["feed"])),
+        uuid.UUID(request["run_id"]),
         request["partition_no"],
         page_size=settings.feed_page_size,
         max_pages=settings.sync_max_pages_per_partition,
         bounds=MappingBounds.from_settings(settings),
     )
-    record_partition(run.feed, result.status)
+    record_partition(request["feed"], result.status)
     return result.__dict__
 
 
@@ -151,10 +139,11 @@ class CountedSource:
 @bp.activity_trigger(input_name="request")
 @observed_activity
 def dead_letter_partition(request: dict) -> dict:
-    run = load_run(request)
+    """Input: {run_id, feed, partition_no, error}."""
     with deps.pool().connection() as conn:
-        fetch.record_failure(conn, run.run_id, request["partition_no"], request["error"])
-    record_partition(run.feed, "dead_lettered")
+        run_id = uuid.UUID(request["run_id"])
+        dead_letters.dead_letter_partition(conn, run_id, request["partition_no"], request["error"])
+    record_partition(request["feed"], "dead_lettered")
     record_dead_letter("partition")
     return {"partition_no": request["partition_no"], "status": "dead_lettered"}
 
@@ -165,7 +154,7 @@ def consolidate_feed(request: dict) -> dict:
     """Work the feed's consolidation backlog for one time slice."""
     settings = deps.settings()
     with deps.pool().connection() as conn:
-        runs.set_status(conn, uuid.UUID(request["run_id"]), "consolidating")
+        lifecycle.set_status(conn, uuid.UUID(request["run_id"]), "consolidating")
     spec = get_feed(request["feed"])
     # A fresh worker id per execution: a duplicated activity never shares claims with its twin.
     worker = f"{request['worker']}-{uuid.uuid4().hex[:8]}"
@@ -186,7 +175,7 @@ def consolidate_feed(request: dict) -> dict:
 @observed_activity
 def finalize_run(request: dict) -> dict:
     with deps.pool().connection() as conn:
-        runs.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
+        lifecycle.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
         return finalize(conn, uuid.UUID(request["run_id"]))
 
 
@@ -194,5 +183,5 @@ def finalize_run(request: dict) -> dict:
 @observed_activity
 def fail_run(request: dict) -> dict:
     with deps.pool().connection() as conn:
-        runs.set_status(conn, uuid.UUID(request["run_id"]), "failed", error=request["error"])
+        lifecycle.set_status(conn, uuid.UUID(request["run_id"]), "failed", error=request["error"])
     return {"run_id": request["run_id"], "status": "failed", "error": request["error"]}

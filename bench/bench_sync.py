@@ -37,8 +37,7 @@ from common import emulator_process, machine, throwaway_database, write_section 
 
 from emulator.config import EmulatorConfig  # noqa: E402
 from local_host.runtime import LocalRuntime  # noqa: E402
-from orchestrators.sync_run import sync_instance_id  # noqa: E402
-from orchestrators.triggers import sync_request  # noqa: E402
+from shared.runs.starts import sync_instance_id, sync_request  # noqa: E402
 from shared.config import Settings, load_settings  # noqa: E402
 from shared.feed.page import FeedItem, FeedPage  # noqa: E402
 from shared.sync.bounds import MappingBounds  # noqa: E402

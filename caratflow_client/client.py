@@ -93,8 +93,9 @@ class CaratflowClient:
     def start_run(self, feed: str, kind: str = "full") -> dict[str, Any]:
         return self._post("/api/v1/runs", {"feed": feed, "kind": kind})
 
-    def retry_run(self, run_id: str) -> dict[str, Any]:
-        return self._post(f"/api/v1/runs/{run_id}/retry", None)
+    def replay_run(self, run_id: str) -> dict[str, Any]:
+        """Fetch a finished run's open dead-lettered partitions again, into that run."""
+        return self._post(f"/api/v1/runs/{run_id}/replay", None)
 
     def cancel_run(self, run_id: str, reason: str = "cancelled by an operator") -> dict[str, Any]:
         return self._post(f"/api/v1/runs/{run_id}/cancel", {"reason": reason})

@@ -43,7 +43,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     watch.set_defaults(handler=_watch)
 
     for name, method, text in (
-        ("retry", "retry_run", "fetch a finished run's dead-lettered partitions again"),
+        ("replay", "replay_run", "fetch a finished run's dead-lettered partitions again, into that run"),
         ("resume", "resume_run", "consolidate and finalize a run stopped in consolidation"),
     ):
         action = actions.add_parser(name, help=text)
@@ -60,7 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     letters.add_argument("--run-id")
     letters.set_defaults(handler=lambda a, c: c.dead_letters(status=a.status, run_id=a.run_id))
 
-    replay = actions.add_parser("replay", help="replay a dead letter (its run's open partitions)")
+    replay = actions.add_parser("replay-letter", help="replay a dead letter's run (all its open partitions)")
     replay.add_argument("letter_id")
     replay.set_defaults(handler=lambda a, c: c.replay_dead_letter(a.letter_id))
 

@@ -11,12 +11,12 @@ import uuid
 from cli.progress import print_summary, watch
 from local_host.client import InstanceExists
 from local_host.runtime import LocalRuntime
-from orchestrators.sync_run import sync_instance_id
-from orchestrators.triggers import sync_request
 from shared.config import get_settings
 from shared.db.connect import open_migrated_pool
 from shared.feed.registry import FEEDS
-from shared.sync import runs
+from shared.runs import dead_letters, lifecycle, partitions, reads
+from shared.runs.starts import REPLAY, SYNC, replay_instance_id, run_request, sync_instance_id, sync_request
+from shared.runs.states import UnknownRun
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def _sync(args: argparse.Namespace) -> int:
     with LocalRuntime(get_settings(), activity_workers=args.workers) as runtime:
         try:
             instance = runtime.client.start_new(
-                "sync_run", sync_instance_id(args.feed), sync_request(args.feed, args.kind, "cli")
+                SYNC, sync_instance_id(args.feed), sync_request(args.feed, args.kind, "cli")
             )
         except InstanceExists:
             print(f"a run of {args.feed} is already active; `caratflow host` resumes it", file=sys.stderr)
@@ -61,6 +61,9 @@ def _sync(args: argparse.Namespace) -> int:
 def _report(status) -> int:
     if status.runtime_status != "Completed":
         print(f"{status.instance_id}: {status.runtime_status}: {status.error}", file=sys.stderr)
+        return 1
+    if status.output.get("status") == "refused":  # the run moved on since the rule was asked
+        print(f"{status.instance_id}: refused: {status.output['reason']}", file=sys.stderr)
         return 1
     print_summary(status.output)
     return 0 if status.output.get("status") in ("succeeded", None) else 1
@@ -85,19 +88,19 @@ def _runs(args: argparse.Namespace) -> int:
     try:
         with pool.connection() as conn:
             if args.run_id is None:
-                for run in runs.runs_of(conn, args.feed, args.limit):
+                for run in reads.list_runs(conn, args.feed, limit=args.limit):
                     summary = run["summary"] or {}
                     print(
                         f"{run['run_id']}  {run['feed']:<16} {run['kind']:<11} {run['status']:<20} "
                         f"{run['started_at']:%Y-%m-%d %H:%M:%S}  fetched {summary.get('fetched', '-')}"
                     )
                 return 0
-            record = runs.run_record(conn, args.run_id)
+            record = reads.run_record(conn, args.run_id)
             if record is None:
                 print(f"no run {args.run_id}", file=sys.stderr)
                 return 1
             print(json.dumps(record, default=str, indent=2))
-            for row in runs.partitions_of(conn, args.run_id):
+            for row in partitions.list_partitions(conn, args.run_id):
                 print(
                     f"  #{row['partition_no']:<4} [{row['dpc_from']}, {row['dpc_to'] or 'inf'}) "
                     f"{row['status']:<14} offset {row['next_offset']:<7} pages {row['pages']:<5} "
@@ -111,25 +114,32 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _dead_letters(args: argparse.Namespace) -> int:
     settings = get_settings()
-    if args.action == "list":
-        pool = open_migrated_pool(settings, name="caratflow-cli")
-        try:
-            with pool.connection() as conn:
-                rows = conn.execute(
-                    """SELECT dead_letter_id, run_id, kind, partition_no, status, attempts, created_at, error
-                       FROM dead_letters ORDER BY created_at DESC LIMIT 200"""
-                ).fetchall()
-        finally:
-            pool.close()
-        for letter_id, run_id, kind, number, status, attempts, created, error in rows:
-            print(
-                f"{letter_id}  run {run_id}  {kind} #{number}  {status:<9} attempts {attempts}  "
-                f"{created:%Y-%m-%d %H:%M:%S}  {error[:100]}"
-            )
-        return 0
-    if args.run_id is None:
-        print("replay needs the run id", file=sys.stderr)
-        return 2
+    pool = open_migrated_pool(settings, name="caratflow-cli")
+    try:
+        with pool.connection() as conn:
+            if args.action == "list":
+                for letter in dead_letters.list_letters(conn, None, None, 200):
+                    print(
+                        f"{letter['dead_letter_id']}  run {letter['run_id']}  {letter['kind']} "
+                        f"#{letter['partition_no']}  {letter['status']:<9} attempts {letter['attempts']}  "
+                        f"{letter['created_at']:%Y-%m-%d %H:%M:%S}  {letter['error'][:100]}"
+                    )
+                return 0
+            if args.run_id is None:
+                print("replay needs the run id", file=sys.stderr)
+                return 2
+            # The replay rule, asked before starting: the same answer the API gives, and the activity
+            # applies it again under the run's lock (shared/runs/lifecycle.py).
+            try:
+                refusal = lifecycle.replay_refusal_for(conn, args.run_id)
+            except UnknownRun as exc:
+                print(exc, file=sys.stderr)
+                return 1
+    finally:
+        pool.close()
+    if refusal is not None:
+        print(f"{refusal.detail}. {refusal.hint}", file=sys.stderr)
+        return 1
     with LocalRuntime(settings) as runtime:
-        instance = runtime.client.start_new("sync_replay", client_input={"run_id": str(args.run_id)})
+        instance = runtime.client.start_new(REPLAY, replay_instance_id(args.run_id), run_request(args.run_id))
         return _report(watch(runtime.client, instance))

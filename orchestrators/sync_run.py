@@ -20,7 +20,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrators.retry import BackoffRetryOptions
-from shared.sync.runs import CONSOLIDATION_FAILED
+from shared.runs.states import CONSOLIDATION_FAILED
 from shared.telemetry import carry, observed_orchestrator, replay_safe
 
 bp = df.Blueprint()
@@ -29,19 +29,15 @@ log = logging.getLogger(__name__)
 QUICK_RETRY = BackoffRetryOptions(first_retry_interval_ms=2000, max_attempts=3, backoff_coefficient=2)
 
 
-def sync_instance_id(feed: str) -> str:
-    """One orchestration instance id per feed: a second start while one runs is refused (singleton)."""
-    return f"sync-{feed}"
-
-
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
 def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
-    """One run of one feed. Input: {feed, kind, trigger, run_id, correlation_id, traceparent}."""
+    """One run of one feed. Input: {feed, kind, trigger, run_id, correlation_id, traceparent}; its
+    instance id is the feed's (shared/runs/starts.py), so a feed runs one sync at a time."""
     request = context.get_input()
     olog = replay_safe(log, context)
     run = yield context.call_activity(
-        "start_run",
+        "create_run",
         carry(
             context, {**request, "instance_id": context.instance_id, "as_of": context.current_utc_datetime.isoformat()}
         ),
@@ -55,21 +51,13 @@ def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     return (yield from fetch_consolidate_finalize(context, run, plan["partitions"]))
 
 
-@bp.orchestration_trigger(context_name="context")
-@observed_orchestrator
-def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
-    """Replay a run's dead-lettered partitions into the same run. Input: {run_id}."""
-    request = context.get_input()
-    reopened = yield context.call_activity("reopen_run", carry(context, {"run_id": request["run_id"]}))
-    replay_safe(log, context).info("dead letters replayed", extra={"partitions": len(reopened["partitions"])})
-    if not reopened["partitions"]:
-        return reopened
-    return (yield from fetch_consolidate_finalize(context, reopened, reopened["partitions"]))
-
-
 def fetch_consolidate_finalize(
     context: df.DurableOrchestrationContext, run: dict, partitions: list[int]
 ) -> Generator[Any, Any, dict]:
+    """Fetch the partitions, then consolidate and finalize, unless too few partitions fetched.
+
+    The custom status (what `get_status` shows while the run goes) counts partitions by outcome and
+    the stones `fetched`: "fetched" always counts stones, as in the run's summary."""
     policy = run["policy"]
     olog = replay_safe(log, context)
     progress = {
@@ -77,9 +65,9 @@ def fetch_consolidate_finalize(
         "feed": run["feed"],
         "stage": "fetching",
         "partitions": len(partitions),
+        "fetched_partitions": 0,
+        "failed_partitions": 0,
         "fetched": 0,
-        "failed": 0,
-        "stones": 0,
     }
     context.set_custom_status(progress)
     size = policy["batch_size"]
@@ -87,7 +75,7 @@ def fetch_consolidate_finalize(
     pending = [
         context.call_sub_orchestrator(
             "sync_fetch_batch",
-            carry(context, {"run_id": run["run_id"], "partitions": batch, "policy": policy}),
+            carry(context, {"run_id": run["run_id"], "feed": run["feed"], "partitions": batch, "policy": policy}),
         )
         for batch in batches
     ]
@@ -96,20 +84,24 @@ def fetch_consolidate_finalize(
         pending.remove(finished)
         for outcome in finished.result:
             if outcome["status"] == "fetched":
-                progress["fetched"] += 1
-                progress["stones"] += outcome["rows_fetched"]
+                progress["fetched_partitions"] += 1
+                progress["fetched"] += outcome["rows_fetched"]
             else:
-                progress["failed"] += 1
+                progress["failed_partitions"] += 1
         context.set_custom_status(progress)
     olog.info(
         "partitions fetched",
-        extra={"fetched": progress["fetched"], "failed": progress["failed"], "stones": progress["stones"]},
+        extra={
+            "fetched_partitions": progress["fetched_partitions"],
+            "failed_partitions": progress["failed_partitions"],
+            "fetched": progress["fetched"],
+        },
     )
 
-    if partitions and progress["fetched"] / len(partitions) < policy["min_success_share"]:
+    if partitions and progress["fetched_partitions"] / len(partitions) < policy["min_success_share"]:
         context.set_custom_status({**progress, "stage": "failed"})
         error = (
-            f"only {progress['fetched']} of {len(partitions)} partitions fetched; "
+            f"only {progress['fetched_partitions']} of {len(partitions)} partitions fetched; "
             f"the policy needs {policy['min_success_share']:.0%}"
         )
         olog.error("run failed", extra={"error": error})
@@ -117,7 +109,7 @@ def fetch_consolidate_finalize(
 
     context.set_custom_status({**progress, "stage": "consolidating"})
     try:
-        consolidation = yield from consolidate_rounds(context, run, policy)
+        yield from consolidate_rounds(context, run, policy)
     except Exception as failure:  # noqa: BLE001 - a consolidator out of retries: the run fails, visibly
         # Failing the run (not the orchestration) frees the feed for its next run, records the
         # consolidation_failed notification, and leaves the run resumable (POST .../resume).
@@ -126,8 +118,9 @@ def fetch_consolidate_finalize(
         context.set_custom_status({**progress, "stage": "failed"})
         return (yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error})))
     context.set_custom_status({**progress, "stage": "finalizing"})
+    # Finalize counts the run's outcome from the database, not from what the rounds returned.
     summary = yield context.call_activity_with_retry(
-        "finalize_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"], "consolidation": consolidation})
+        "finalize_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"]})
     )
     context.set_custom_status({**progress, "stage": summary["status"]})
     olog.info("run finished", extra={"status": summary["status"]})
@@ -171,7 +164,15 @@ def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, 
             [
                 context.call_sub_orchestrator(
                     "sync_fetch_partition",
-                    carry(context, {"run_id": request["run_id"], "partition_no": number, "policy": request["policy"]}),
+                    carry(
+                        context,
+                        {
+                            "run_id": request["run_id"],
+                            "feed": request["feed"],
+                            "partition_no": number,
+                            "policy": request["policy"],
+                        },
+                    ),
                 )
                 for number in request["partitions"]
             ]
@@ -190,7 +191,9 @@ def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[A
         max_attempts=policy["fetch_attempts"],
         backoff_coefficient=2,
     )
-    target = carry(context, {"run_id": request["run_id"], "partition_no": request["partition_no"]})
+    target = carry(
+        context, {"run_id": request["run_id"], "feed": request["feed"], "partition_no": request["partition_no"]}
+    )
     try:
         return (yield context.call_activity_with_retry("fetch_partition", retry, target))
     except Exception as failure:  # noqa: BLE001 - the SDK raises plain Exception for a failed activity

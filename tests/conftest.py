@@ -205,8 +205,7 @@ def runtime(settings, pool, feed):
 @pytest.fixture
 def run_sync(runtime):
     """Start a run of `feed` through the local host and wait for its summary."""
-    from orchestrators.sync_run import sync_instance_id
-    from orchestrators.triggers import sync_request
+    from shared.runs.starts import sync_instance_id, sync_request
 
     def run(feed: str, kind: str = "full", timeout: float = 180) -> dict:
         instance = runtime.client.start_new("sync_run", sync_instance_id(feed), sync_request(feed, kind, "cli"))

@@ -27,8 +27,8 @@ def test_requirements_txt_matches_pyproject() -> None:
 
 EXPECTED_FUNCTIONS = {
     # activities
-    "start_run": {"activityTrigger"},
-    "reopen_run": {"activityTrigger"},
+    "create_run": {"activityTrigger"},
+    "replay_run": {"activityTrigger"},
     "plan_run": {"activityTrigger"},
     "fetch_partition": {"activityTrigger"},
     "dead_letter_partition": {"activityTrigger"},
@@ -73,7 +73,7 @@ def test_function_app_indexes_every_function() -> None:
 def test_every_timer_schedule_setting_is_documented() -> None:
     import json
 
-    from orchestrators.triggers import schedule_setting
+    from triggers.timers import schedule_setting
     from shared.feed.registry import FEEDS
 
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())

@@ -37,7 +37,7 @@ param instanceMemoryMB int = 2048
 @description('Zone-redundant Flex Consumption plan (only in regions that offer it).')
 param functionZoneRedundant bool = false
 
-@description('NCRONTAB (UTC) of each timer; the setting names come from orchestrators/triggers.py and orchestrators/maintenance.py.')
+@description('NCRONTAB (UTC) of each timer; the setting names come from triggers/timers.py and triggers/maintenance.py.')
 param syncScheduleFullNivodaNatural string = '0 0 2 * * *'
 param syncScheduleIncrementalNivodaNatural string = '0 */30 * * * *'
 param syncScheduleFullNivodaLabgrown string = '0 0 4 * * *'

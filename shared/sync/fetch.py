@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.feed.page import FeedPage
 from shared.feed.source import FeedSource, PriceBand
+from shared.runs import partitions
 from shared.sync.bounds import MappingBounds
 from shared.sync.duplicates import resolve
 
@@ -114,7 +115,7 @@ def fetch_partition(
     plausible offer from an implausible one for the duplicate rule (default: the settings' defaults)."""
     bounds = bounds or MappingBounds.from_settings()
     with pool.connection() as conn:
-        state = _start(conn, run_id, partition_no)
+        state = partitions.claim(conn, run_id, partition_no)
     if state["status"] == "fetched":
         return _result(partition_no, state)
     band = PriceBand(state["dpc_from"], state["dpc_to"])
@@ -128,7 +129,7 @@ def fetch_partition(
                 _apply_page(conn, source.feed, run_id, partition_no, page, bounds)
         except PartitionMoved:
             with pool.connection() as conn:
-                state = _state(conn, run_id, partition_no)
+                state = partitions.checkpoint(conn, run_id, partition_no)
             log.warning(
                 "page already applied elsewhere; resuming from the checkpoint",
                 extra={"run_id": str(run_id), "partition_no": partition_no, "page_offset": offset},
@@ -140,7 +141,7 @@ def fetch_partition(
         pages += 1
         if page.is_end:
             with pool.connection() as conn:
-                return _result(partition_no, _state(conn, run_id, partition_no))
+                return _result(partition_no, partitions.checkpoint(conn, run_id, partition_no))
         offset += page.received
 
 
@@ -155,33 +156,21 @@ def _apply_page(
         conn.execute("SET LOCAL synchronous_commit = off")
     # The checkpoint moves first: a page applied twice stops here before writing anything, and the
     # partition row's lock keeps two appliers of one partition in step.
-    moved = conn.execute(
-        """UPDATE partitions SET next_offset = next_offset + %(received)s, pages = pages + 1,
-                  rows_fetched = rows_fetched + %(valid)s, rows_rejected = rows_rejected + %(rejected)s,
-                  status = CASE WHEN %(end)s THEN 'fetched' ELSE status END,
-                  finished_at = CASE WHEN %(end)s THEN now() ELSE finished_at END,
-                  updated_at = now()
-           WHERE run_id = %(run)s AND partition_no = %(no)s AND next_offset = %(offset)s AND status = 'fetching'""",
-        {
-            "received": page.received,
-            "valid": len(page.items),
-            "rejected": len(page.rejects),
-            "end": page.is_end,
-            "run": run_id,
-            "no": partition_no,
-            "offset": page.offset,
-        },
-    ).rowcount
+    moved = partitions.advance(
+        conn,
+        run_id,
+        partition_no,
+        offset=page.offset,
+        received=page.received,
+        valid=len(page.items),
+        rejected=len(page.rejects),
+        is_end=page.is_end,
+    )
     if not moved:
         raise PartitionMoved(f"partition {partition_no} is no longer at offset {page.offset}")
     if page.items:
         new, changed, duplicates = _write_items(conn, feed, run_id, partition_no, page, bounds)
-        conn.execute(
-            """UPDATE partitions SET rows_new = rows_new + %s, rows_changed = rows_changed + %s,
-                      rows_duplicate = rows_duplicate + %s
-               WHERE run_id = %s AND partition_no = %s""",
-            (new, changed, duplicates, run_id, partition_no),
-        )
+        partitions.count_writes(conn, run_id, partition_no, new=new, changed=changed, duplicates=duplicates)
     if page.rejects:
         with conn.cursor() as cur:
             cur.executemany(
@@ -221,67 +210,5 @@ def _write_items(
     return new, changed, duplicates
 
 
-def _start(conn: psycopg.Connection, run_id: uuid.UUID, partition_no: int) -> dict:
-    conn.execute(
-        """UPDATE partitions SET status = 'fetching', attempts = attempts + 1, last_error = NULL,
-                  started_at = coalesce(started_at, now()), updated_at = now()
-           WHERE run_id = %s AND partition_no = %s AND status <> 'fetched'""",
-        (run_id, partition_no),
-    )
-    conn.commit()
-    return _state(conn, run_id, partition_no)
-
-
-def _state(conn: psycopg.Connection, run_id: uuid.UUID, partition_no: int) -> dict:
-    row = conn.execute(
-        """SELECT p.status, p.dpc_from, p.dpc_to, p.next_offset, p.pages, p.rows_fetched, p.rows_rejected,
-                  r.updated_from
-           FROM partitions p JOIN runs r USING (run_id) WHERE p.run_id = %s AND p.partition_no = %s""",
-        (run_id, partition_no),
-    ).fetchone()
-    if row is None:
-        raise LookupError(f"run {run_id} has no partition {partition_no}")
-    keys = ("status", "dpc_from", "dpc_to", "next_offset", "pages", "rows_fetched", "rows_rejected", "updated_from")
-    return dict(zip(keys, row, strict=True))
-
-
 def _result(partition_no: int, state: dict) -> PartitionResult:
     return PartitionResult(partition_no, state["status"], state["rows_fetched"], state["rows_rejected"], state["pages"])
-
-
-def record_failure(conn: psycopg.Connection, run_id: uuid.UUID, partition_no: int, error: str) -> None:
-    """A partition gave up: keep its checkpoint (a replay resumes there) and its dead letter."""
-    with conn.transaction():
-        conn.execute(
-            """UPDATE partitions SET status = 'dead_lettered', last_error = %s, updated_at = now()
-               WHERE run_id = %s AND partition_no = %s AND status <> 'fetched'""",
-            (error[:2000], run_id, partition_no),
-        )
-        # A failed replay puts its dead letter back in the open; otherwise one open letter per partition.
-        reopened = conn.execute(
-            """UPDATE dead_letters SET status = 'open', error = %s, attempts = attempts + 1
-               WHERE run_id = %s AND partition_no = %s AND status = 'replaying'""",
-            (error[:2000], run_id, partition_no),
-        ).rowcount
-        # The "dead letter opened" alert (infra/bicep/modules/alerts) counts these lines.
-        log.warning(
-            "dead letter opened",
-            extra={
-                "run_id": str(run_id),
-                "partition_no": partition_no,
-                "error": error[:500],
-                "reopened": bool(reopened),
-            },
-        )
-        if reopened:
-            return
-        conn.execute(
-            """INSERT INTO dead_letters (run_id, kind, partition_no, input, error, attempts)
-               SELECT p.run_id, 'partition', p.partition_no, jsonb_build_object('partition_no', p.partition_no),
-                      %(error)s, greatest(p.attempts, 1)
-               FROM partitions p
-               WHERE p.run_id = %(run)s AND p.partition_no = %(no)s AND NOT EXISTS (
-                   SELECT 1 FROM dead_letters d WHERE d.run_id = p.run_id AND d.partition_no = p.partition_no
-                   AND d.status IN ('open', 'replaying'))""",
-            {"error": error[:2000], "run": run_id, "no": partition_no},
-        )

@@ -19,23 +19,11 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from shared.notify.events import record_event
-from shared.sync.runs import get_run
+from shared.runs import dead_letters, lifecycle, partitions
+from shared.runs.reads import load_run
 from shared.sync.statistics import refresh_statistics
-
-_PARTITION_TOTALS = """
-SELECT count(*) AS partitions,
-       count(*) FILTER (WHERE status = 'fetched') AS fetched_partitions,
-       count(*) FILTER (WHERE status IN ('failed', 'dead_lettered')) AS failed_partitions,
-       coalesce(sum(rows_fetched), 0)::int AS fetched,
-       coalesce(sum(rows_new), 0)::int AS new,
-       coalesce(sum(rows_changed), 0)::int AS changed,
-       coalesce(sum(rows_rejected), 0)::int AS rejected,
-       coalesce(sum(pages), 0)::int AS pages
-FROM partitions WHERE run_id = %s
-"""
 
 # A stone is delisted when this (complete, full) run did not see it; soft delete with a timestamp.
 # An anti-join: a listed stone whose raw row is gone was not seen either.
@@ -73,19 +61,15 @@ SELECT (SELECT count(*) FROM diamonds WHERE feed = %(feed)s AND last_seen_run_id
 
 def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
     """Close the run and return its summary. The catalogue is only pruned after a complete full run."""
-    run = get_run(conn, run_id)
-    if run is None:
-        raise LookupError(f"no run {run_id}")
+    run = load_run(conn, run_id)
     refresh_statistics(conn)
     with conn.transaction():
+        totals = partitions.totals(conn, run_id)
+        timing = lifecycle.lock_for_finalize(conn, run_id)
+        if timing["summary"] is not None:
+            return timing["summary"]  # finalized already: the same summary again
+        params = {"feed": run.feed, "run": run_id}
         with conn.cursor(row_factory=dict_row) as cur:
-            totals = cur.execute(_PARTITION_TOTALS, (run_id,)).fetchone()
-            timing = cur.execute(
-                "SELECT started_at, now() AS finished_at, summary FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)
-            ).fetchone()
-            if timing["summary"] is not None:
-                return timing["summary"]  # finalized already: the same summary again
-            params = {"feed": run.feed, "run": run_id}
             consolidated = cur.execute(_CONSOLIDATED, {**params, "started_at": timing["started_at"]}).fetchone()
         complete = totals["partitions"] > 0 and totals["fetched_partitions"] == totals["partitions"]
         # Both join every stone of the feed: hash joins, whatever the estimates (see the module's docstring).
@@ -102,13 +86,7 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
                        updated_at = now()""",
                 {**params, "as_of": run.as_of, "full": run.kind == "full"},
             )
-        conn.execute(
-            """UPDATE dead_letters d SET status = 'replayed', resolved_at = now()
-               FROM partitions p
-               WHERE d.run_id = %(run)s AND d.status = 'replaying' AND p.run_id = d.run_id
-                 AND p.partition_no = d.partition_no AND p.status = 'fetched'""",
-            params,
-        )
+        dead_letters.mark_replayed(conn, run_id)
         # The dataset version (the API's ETag) moved with each catalogue write: see migration 0006.
         seconds = max((timing["finished_at"] - timing["started_at"]).total_seconds(), 0.001)
         summary = {
@@ -131,10 +109,7 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
             "seconds": round(seconds, 3),
             "stones_per_second": round(totals["fetched"] / seconds, 1),
         }
-        conn.execute(
-            "UPDATE runs SET status = %s, summary = %s, finished_at = now() WHERE run_id = %s",
-            (summary["status"], Jsonb(summary), run_id),
-        )
+        lifecycle.close_run(conn, run_id, summary)
         # In this transaction: the run's outcome and its notification commit together.
         record_event(conn, "run_succeeded" if complete else "run_partially_succeeded", str(run_id), summary)
     return summary

@@ -5,7 +5,7 @@ Design
 One run is one trace, nested trigger -> orchestrator -> (sub-orchestrators ->) activities -> database:
 
 - The trigger (timer, HTTP route, CLI) opens a span (`trigger_span`) and puts its W3C `traceparent`
-  and the correlation id into the orchestration input (`carrier`, via orchestrators/triggers.py).
+  and the correlation id into the orchestration input (`carrier`, via shared/runs/starts.py).
 - An orchestrator is replayed from its history many times, so it must not hold a live span (each
   replay would open another) nor log on replay. Its span context is instead DERIVED: the trace id
   from the input's traceparent, the span id a hash of its instance id and input, the same in every

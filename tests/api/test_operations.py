@@ -63,7 +63,7 @@ def admin_cli(client: CaratflowClient, monkeypatch, capsys, *args: str) -> tuple
     return code, capsys.readouterr().out
 
 
-def test_start_watch_fail_retry_and_purge_through_the_api(ops, feed, monkeypatch, capsys) -> None:
+def test_start_watch_fail_replay_and_purge_through_the_api(ops, feed, monkeypatch, capsys) -> None:
     # Every page of the cheapest price band fails: those partitions end dead-lettered.
     feed.faults.replace(FaultSettings(failing_dpc_from=[0]))
     started = ops.start_run("nivoda-natural")
@@ -90,9 +90,9 @@ def test_start_watch_fail_retry_and_purge_through_the_api(ops, feed, monkeypatch
     letters = ops.dead_letters(run_id=run_id, status="open")
     assert sorted(letter["partition_no"] for letter in letters) == sorted(p["partition_no"] for p in dead)
 
-    # The CLI drives the same endpoints: retry through it once the feed is healthy again.
+    # The CLI drives the same endpoints: replay through it once the feed is healthy again.
     feed.faults.replace(FaultSettings())
-    code, out = admin_cli(ops, monkeypatch, capsys, "retry", run_id)
+    code, out = admin_cli(ops, monkeypatch, capsys, "replay", run_id)
     assert code == 0
     assert json.loads(out)["partitions"] == len(dead)
     retried = wait_for(ops, run_id, ("succeeded",))
@@ -100,7 +100,7 @@ def test_start_watch_fail_retry_and_purge_through_the_api(ops, feed, monkeypatch
     assert {letter["status"] for letter in ops.dead_letters(run_id=run_id)} == {"replayed"}
 
     with pytest.raises(httpx.HTTPStatusError) as again:
-        ops.retry_run(run_id)  # nothing left to retry
+        ops.replay_run(run_id)  # nothing left to replay
     assert again.value.response.status_code == 409
     code, out = admin_cli(ops, monkeypatch, capsys, "runs", "--feed", "nivoda-natural")
     assert code == 0
@@ -210,7 +210,7 @@ def test_an_http_started_run_carries_the_request_correlation_id_to_every_activit
     time.sleep(0.5)
     ours = [r for r in caplog.records if getattr(r, "correlation_id", None) == "op-start-0042"]
     activities = {r.activity for r in ours if hasattr(r, "activity")}
-    assert {"start_run", "plan_run", "fetch_partition", "consolidate_feed", "finalize_run"} <= activities
+    assert {"create_run", "plan_run", "fetch_partition", "consolidate_feed", "finalize_run"} <= activities
     assert {"run started", "run planned", "run finished"} <= {
         r.getMessage() for r in ours if r.name == "orchestrators.sync_run"
     }

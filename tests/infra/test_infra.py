@@ -128,8 +128,8 @@ def test_secret_settings_are_key_vault_references() -> None:
 
 
 def test_host_settings_are_set() -> None:
-    from orchestrators.triggers import schedule_setting
     from shared.feed.registry import FEEDS
+    from triggers.timers import schedule_setting
 
     settings = bicep_settings()
     sample = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))

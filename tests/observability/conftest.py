@@ -18,10 +18,10 @@ from psycopg.rows import dict_row
 from emulator.server import RunningEmulator
 from local_host.client import AsyncLocalClient, InstanceStatus
 from local_host.runtime import LocalRuntime
-from orchestrators.triggers import start_sync
 from shared import logs
 from shared.config import load_settings
 from shared.db.connect import open_pool
+from shared.runs.starts import start_sync
 from shared.telemetry import capture_spans, prometheus_text, read_metrics
 
 CORRELATION_ID = "obs-4711"  # what a caller would send as X-Correlation-Id
@@ -88,8 +88,8 @@ def observed_run(pg_server: str, template_url: str, tmp_path_factory: pytest.Tem
                 before = read_metrics()
                 # As api/middleware.py does for a request; the route then starts the run.
                 with logs.correlated(correlation_id=CORRELATION_ID):
-                    instance = asyncio.run(start_sync(AsyncLocalClient(runtime.client), FEED, "full", "http"))
-                status = runtime.client.wait_for_completion(instance, timeout=120)
+                    started = asyncio.run(start_sync(AsyncLocalClient(runtime.client), FEED, "full", "http"))
+                status = runtime.client.wait_for_completion(started["instance_id"], timeout=120)
                 after = read_metrics()
                 body, _ = prometheus_text()
         finally:

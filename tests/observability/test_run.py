@@ -37,7 +37,7 @@ def test_the_correlation_id_reaches_the_orchestrator_and_every_activity(observed
     orchestrator_lines = [r for r in ours if r.name == "orchestrators.sync_run"]
     assert {r.getMessage() for r in orchestrator_lines} >= {"run started", "run planned", "run finished"}
     finished = {r.activity for r in ours if r.getMessage() == "activity finished"}
-    assert finished == _activities_run(observed_run) >= {"start_run", "plan_run", "fetch_partition", "finalize_run"}
+    assert finished == _activities_run(observed_run) >= {"create_run", "plan_run", "fetch_partition", "finalize_run"}
     trigger = next(r for r in observed_run.records if r.getMessage() == "sync started")
     assert (trigger.correlation_id, trigger.run_id) == (observed_run.correlation_id, observed_run.run_id)
 
@@ -94,7 +94,7 @@ def test_spans_nest_trigger_orchestrator_activity_database(observed_run: Any) ->
     fetches = named("activity fetch_partition")
     assert len(fetches) == len(partitions)
     assert {parent(f).context.span_id for f in fetches} == {p.context.span_id for p in partitions}
-    for name in ("start_run", "plan_run", "consolidate_feed", "finalize_run"):
+    for name in ("create_run", "plan_run", "consolidate_feed", "finalize_run"):
         assert named(f"activity {name}"), name
         assert all(parent(s) is run for s in named(f"activity {name}")), name
     activities = [s for s in spans if s.name.startswith("activity ")]
@@ -150,7 +150,9 @@ def test_a_dead_letter_is_counted_and_shows_as_open(observed_run: Any) -> None:
     from activities.sync import dead_letter_partition
 
     before = read_metrics()
-    dead_letter_partition({"run_id": observed_run.run_id, "partition_no": 0, "error": "gave up (test)", **carrier()})
+    dead_letter_partition(
+        {"run_id": observed_run.run_id, "feed": observed_run.feed, "partition_no": 0, "error": "gave up (test)", **carrier()}
+    )
     after = read_metrics()
     opened = frozenset({("kind", "partition")})
     opened_before = before.get("caratflow.dead_letters.opened", {}).get(opened, 0)

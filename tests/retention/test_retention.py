@@ -347,7 +347,7 @@ def test_the_retention_timer_sweeps_then_purges_finished_orchestration_history(
     import azure.durable_functions as df
 
     from activities import deps
-    from orchestrators.maintenance import run_retention
+    from triggers.maintenance import run_retention
 
     monkeypatch.setattr(deps, "_current", None)  # restored after the test
     deps.use(settings, pool)

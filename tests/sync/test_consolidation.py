@@ -16,7 +16,7 @@ import pytest
 
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
-from shared.sync import runs
+from shared.runs import lifecycle
 from shared.sync.consolidate import consolidate
 from shared.sync.fetch import fetch_partition
 
@@ -28,10 +28,10 @@ def backlog(runtime, pool) -> int:
     """Raw rows of the whole lab-grown feed, fetched but not consolidated; returns how many."""
     run_id = uuid.uuid4()
     with pool.connection() as conn:
-        runs.create_run(
+        lifecycle.create_run(
             conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None, as_of=datetime.now(UTC)
         )
-        runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+        lifecycle.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
     source = get_feed(FEED).open_source(runtime.settings, pool)
     fetched = fetch_partition(pool, source, run_id, 0, page_size=50, max_pages=1000)
     assert fetched.rows_fetched > 1000

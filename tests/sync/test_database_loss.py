@@ -98,7 +98,7 @@ def test_an_activity_that_loses_its_database_fails_fast_and_its_durable_retry_su
         deps.use(own_settings, activities_pool)
         run_id = str(uuid.uuid4())
         as_of = datetime.now(UTC).isoformat()
-        activity("start_run")(
+        activity("create_run")(
             {"run_id": run_id, "feed": "nivoda-natural", "kind": "full", "trigger": "cli", "as_of": as_of}
         )
         consolidate = {"run_id": run_id, "feed": "nivoda-natural", "worker": "w0"}

@@ -6,8 +6,8 @@ import psycopg
 from psycopg.rows import namedtuple_row
 
 from local_host.runtime import LocalRuntime
-from orchestrators.sync_run import sync_instance_id
 from shared.pricing.repository import active_rule_set
+from shared.runs.starts import sync_instance_id
 
 
 def test_full_sync_catalogues_exactly_the_feed(
@@ -34,7 +34,7 @@ def test_full_sync_catalogues_exactly_the_feed(
         assert row.pricing_version == rules.version
     status = runtime.client.get_status(sync_instance_id("nivoda-natural"))
     assert status.custom_status["stage"] == "succeeded"
-    assert status.custom_status["fetched"] == summary["partitions"] > 1
+    assert status.custom_status["fetched_partitions"] == summary["partitions"] > 1
 
 
 def test_second_full_run_changes_nothing(run_sync, listed) -> None:
@@ -49,14 +49,14 @@ def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_s
     import asyncio
 
     from local_host.client import AsyncLocalClient
-    from orchestrators.triggers import start_sync
+    from shared.runs.starts import start_sync
 
     client = AsyncLocalClient(runtime.client)
     runtime.host.stop()  # hold the first run in Pending so the second timer surely finds it active
     try:
-        first = asyncio.run(start_sync(client, "nivoda-natural", "full", "timer"))
+        first = asyncio.run(start_sync(client, "nivoda-natural", "full", "timer"))["instance_id"]
         second = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))
-        other_feed = asyncio.run(start_sync(client, "nivoda-labgrown", "full", "timer"))
+        other_feed = asyncio.run(start_sync(client, "nivoda-labgrown", "full", "timer"))["instance_id"]
     finally:
         runtime.host.start()
     assert first == sync_instance_id("nivoda-natural")
@@ -65,7 +65,7 @@ def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_s
     for instance in (first, other_feed):
         status = runtime.client.wait_for_completion(instance, timeout=180)
         assert status.output["status"] == "succeeded"
-    again = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))  # idle again: starts
+    again = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))["instance_id"]  # idle: starts
     assert runtime.client.wait_for_completion(again, timeout=180).output["kind"] == "incremental"
 
 

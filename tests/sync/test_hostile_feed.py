@@ -17,7 +17,7 @@ from shared.feed.nivoda.items import validate_items
 from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
-from shared.sync import runs
+from shared.runs import lifecycle
 from shared.sync.consolidate import consolidate
 from shared.sync.fetch import PageCapReached, fetch_partition
 from shared.sync.finalize import finalize_run
@@ -112,10 +112,10 @@ def _fetch_all(pool, settings, order: list[int], *, interrupt: bool) -> None:
     """One run of the natural feed in BANDS, partitions fetched in `order`, optionally killed and resumed."""
     run_id = uuid.UUID(int=11)
     with pool.connection() as conn:
-        runs.create_run(conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None,
+        lifecycle.create_run(conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None,
                         as_of=datetime.now(UTC))  # fmt: skip
         plan = [Partition(partition_no=n, dpc_from=a, dpc_to=b, expected_count=0) for n, (a, b) in enumerate(BANDS)]
-        runs.save_plan(conn, run_id, plan, {})
+        lifecycle.save_plan(conn, run_id, plan, {})
     source = get_feed(FEED).open_source(settings, pool)
     interrupted = 0
     for number in order:
@@ -192,9 +192,11 @@ def test_an_implausible_offer_under_a_stolen_id_never_displaces_the_real_stone(p
     for order in ([real, thief, absurd], [thief, absurd, real]):
         run_id = uuid.uuid4()
         with pool.connection() as conn:
-            runs.create_run(conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None,
+            lifecycle.create_run(conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None,
                             as_of=datetime.now(UTC))  # fmt: skip
-            runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+            lifecycle.save_plan(
+                conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {}
+            )
         fetch_partition(pool, _CannedSource([[item] for item in order]), run_id, 0, page_size=1, max_pages=10)
         with pool.connection() as conn:
             held = conn.execute("SELECT offer_id FROM raw_stones WHERE stone_id = 'S-1'").fetchone()[0]
@@ -212,10 +214,10 @@ def _one_run(pool, items: list[dict], kind: str) -> uuid.UUID:
     """One run of FEED over `items` (one partition, a page each): fetched, consolidated, finalized."""
     run_id = uuid.uuid4()
     with pool.connection() as conn:
-        created = runs.create_run(conn, run_id=run_id, feed=FEED, kind=kind, trigger="cli", instance_id=None,
+        created = lifecycle.create_run(conn, run_id=run_id, feed=FEED, kind=kind, trigger="cli", instance_id=None,
                                   as_of=datetime.now(UTC))  # fmt: skip
         assert created.kind == kind
-        runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+        lifecycle.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
     fetch_partition(pool, _CannedSource([[item] for item in items]), run_id, 0, page_size=1, max_pages=10)
     consolidate(pool, FEED, worker="test", lab_grown_default=False)
     with pool.connection() as conn:

@@ -81,11 +81,10 @@ def test_permanent_partition_failure_dead_letters_then_replays(
     from datetime import UTC, datetime
 
     from local_host.runtime import LocalRuntime
-    from orchestrators.sync_run import sync_instance_id
-    from orchestrators.triggers import sync_request
     from shared.feed.registry import get_feed
     from shared.planning.plan import plan_full
     from shared.planning.store import LocalScanStore
+    from shared.runs.starts import sync_instance_id, sync_request
 
     local = sync_settings_for(
         sync_min_success_share=0.5, sync_fetch_attempts=2, sync_fetch_retry_first_seconds=0.1, feed_max_attempts=2

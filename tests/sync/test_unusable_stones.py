@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from emulator.hostile import LONG_FIELDS
 from shared.planning.partitions import Partition
-from shared.sync import runs
+from shared.runs import lifecycle
 from shared.sync.bounds import MappingBounds
 from shared.sync.consolidate import ConsolidationResult, consolidate
 from shared.sync.finalize import finalize_run
@@ -180,10 +180,10 @@ def test_a_stone_that_turns_unusable_is_delisted_with_the_reason_and_relisted_wh
     # A run that saw these stones relists what it saw; not these: their current payload is rejected.
     run_id = uuid.uuid4()
     with pool.connection() as conn:
-        runs.create_run(
+        lifecycle.create_run(
             conn, run_id=run_id, feed=FEED, kind="full", trigger="cli", instance_id=None, as_of=datetime.now(UTC)
         )
-        runs.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
+        lifecycle.save_plan(conn, run_id, [Partition(partition_no=0, dpc_from=0, dpc_to=None, expected_count=0)], {})
         conn.execute("UPDATE raw_stones SET last_seen_run_id = %s", (run_id,))
         assert finalize_run(conn, run_id)["relisted"] == 0
     assert not any(on_sale for on_sale, _, _ in catalogue(pool).values())
