@@ -11,10 +11,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager
 
-if TYPE_CHECKING:
-    from api.state import ApiState
+from psycopg import AsyncConnection
+
+from shared.secrets import CachedSecretStore
 
 log = logging.getLogger("caratflow.api")
 # Longest wait for any one answer; the checks run side by side.
@@ -55,10 +56,14 @@ class SharedCheck:
 
 
 class Readiness:
-    def __init__(self, state: ApiState) -> None:
+    """The checks of the app's database (through `connection`, a pooled connection for a block) and secret store."""
+
+    def __init__(
+        self, connection: Callable[[], AbstractAsyncContextManager[AsyncConnection]], secrets: CachedSecretStore
+    ) -> None:
         self.checks = [
-            SharedCheck("database", lambda: _database(state), reuse=0),
-            SharedCheck("secret_store", lambda: asyncio.to_thread(state.secrets.ping), SECRET_STORE_REUSE_SECONDS),
+            SharedCheck("database", lambda: _database(connection), reuse=0),
+            SharedCheck("secret_store", lambda: asyncio.to_thread(secrets.ping), SECRET_STORE_REUSE_SECONDS),
         ]
 
     async def report(self) -> dict[str, str]:
@@ -67,6 +72,6 @@ class Readiness:
         return {check.name: "up" if up else "down" for check, up in zip(self.checks, answers, strict=True)}
 
 
-async def _database(state: ApiState) -> None:
-    async with state.connection() as conn:
+async def _database(connection: Callable[[], AbstractAsyncContextManager[AsyncConnection]]) -> None:
+    async with connection() as conn:
         await conn.execute("SELECT version FROM dataset_version")

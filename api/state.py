@@ -111,7 +111,7 @@ class ApiState:
         self.estimates = TtlCache(3600, max_entries=4096)
         # Whole search answers, keyed by dataset version and query (api/routes/diamonds.py).
         self.answers = ByteBudgetCache(self.settings.api_answer_cache_mb * 1024 * 1024)
-        self.readiness = Readiness(self)
+        self.readiness = Readiness(self.connection, self.secrets)
 
     async def _connection_arguments(self) -> dict[str, Any]:
         # Off the event loop: with DATABASE_AUTH=entra this may fetch a token over the network.
