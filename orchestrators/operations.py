@@ -14,7 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrators.sync_run import QUICK_RETRY, consolidate_rounds, fetch_consolidate_finalize
-from shared.telemetry import carry, observed_orchestrator, replay_safe
+from shared.telemetry.durable import carry, observed_orchestrator, replay_safe
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import azure.durable_functions as df
 
 from orchestrators.retry import BackoffRetryOptions
 from shared.runs.states import CONSOLIDATION_FAILED
-from shared.telemetry import carry, observed_orchestrator, replay_safe
+from shared.telemetry.durable import carry, observed_orchestrator, replay_safe
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ console, or none. Everything is configured on first use, once per process; `conf
 called at start-up.
 """
 
+from shared.telemetry.database import trace_connection
 from shared.telemetry.durable import (
     carry,
     observed_activity,
@@ -55,7 +56,7 @@ from shared.telemetry.metrics import (
 )
 from shared.telemetry.queues import watch_queues
 from shared.telemetry.setup import capture_spans, configure, exporter_choice, prometheus_text, read_metrics
-from shared.telemetry.tracing import carrier, trace_connection, trigger_span
+from shared.telemetry.tracing import carrier, trigger_span
 
 __all__ = [
     "capture_spans",
