@@ -15,6 +15,8 @@ import os
 import signal
 import socket
 import threading
+from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -49,12 +51,13 @@ class DrainingServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         self._draining = False
 
-    def handle_exit(self, sig: int, frame: object) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._draining or self.drain_seconds <= 0:
             super().handle_exit(sig, frame)
             return
         self._draining = True
-        self.config.app.state.api.draining = True
+        app: Any = self.config.app  # ours: the FastAPI app, whose state holds the API's
+        app.state.api.draining = True
         log.info("draining", extra={"seconds": self.drain_seconds})
         threading.Timer(self.drain_seconds, super().handle_exit, (sig, frame)).start()
 
@@ -96,7 +99,7 @@ def run(
             app,
             host=host,
             port=port,
-            http=http_protocol(settings),
+            http=http_protocol(settings),  # type: ignore[arg-type]  # uvicorn calls it as it calls a class
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -138,7 +141,7 @@ def run_workers(
 
     def forward(signum: int, frame: object) -> None:
         for child in children:
-            if child.is_alive():
+            if child.is_alive() and child.pid is not None:
                 os.kill(child.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)

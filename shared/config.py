@@ -321,12 +321,12 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if not isinstance(value, SecretStr):
                 continue
-            text: str | None = value.get_secret_value()
-            label = name.upper()
+            text, label = value.get_secret_value(), name.upper()
             if name == "database_url":
-                text, label = _database_password(value.get_secret_value()), "the password in DATABASE_URL"
-                if text is None:
+                password = _database_password(text)
+                if password is None:
                     continue  # no password in the URL (Entra sign-in, peer or certificate auth)
+                text, label = password, "the password in DATABASE_URL"
             if (why := placeholder_reason(text)) is not None:
                 yield label, why
 
@@ -374,9 +374,10 @@ def placeholder_reason(secret: str) -> str | None:
 
 def _database_password(url: str) -> str | None:
     try:
-        return psycopg.conninfo.conninfo_to_dict(url).get("password")
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     except psycopg.ProgrammingError:
         return None  # not a connection string at all: connecting says so, naming DATABASE_URL
+    return None if password is None else str(password)
 
 
 def load_settings(**overrides: Any) -> Settings:
