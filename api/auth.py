@@ -18,7 +18,6 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 from fastapi import Request
@@ -27,7 +26,6 @@ from psycopg.rows import dict_row
 
 from api.problems import Problem, unauthorized
 from api.state import ApiState
-from api.state import state_of as state_of  # transitional: api/routes/runs.py imports it from here
 from caratflow_client import signing
 from shared import telemetry
 from shared.access import gate
@@ -253,13 +251,3 @@ async def authenticate(request: Request, state: ApiState, conn: AsyncConnection,
         raise _too_many(headers, kind)
     request.state.rate_limit_headers = _limit_headers(per_minute, outcome.remaining, outcome.reset_after_ms)
     return Principal(record.client_id, key_id, record.scopes, outcome.dataset_version)
-
-
-def __getattr__(name: str) -> Any:
-    # Transitional, until api/routes/runs.py imports its caller type from api.deps (which imports this
-    # module, so it cannot be a plain import here).
-    if name in {"AdminCaller", "SearchCaller"}:
-        from api import deps
-
-        return getattr(deps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from api import auth
 from api.auth import Principal
 from api.problems import Problem
-from api.state import ApiState, state_of
+from api.state import ApiState
 
 # The Functions host's durable client binding for this request, set by the HTTP function
 # (api/functions.py); None under `caratflow serve`, where the app state holds the local host's client.
@@ -29,7 +29,7 @@ durable_client: ContextVar[Any] = ContextVar("durable_client", default=None)
 
 
 async def _app_state(request: Request) -> ApiState:
-    return state_of(request)
+    return request.app.state.api  # set by create_app
 
 
 AppState = Annotated[ApiState, Depends(_app_state)]

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from fastapi import Request
 from psycopg import AsyncConnection
 
 from api.readiness import Readiness
@@ -162,8 +161,3 @@ class ApiState:
         self.draining = True
         if self.pool is not None:
             await self.pool.close()
-
-
-def state_of(request: Request) -> ApiState:
-    """The state `create_app` hung on the app."""
-    return request.app.state.api
