@@ -22,6 +22,7 @@ def env(database_url: str, tmp_path) -> dict[str, str]:
     return {
         **os.environ,
         "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+        "CARATFLOW_LOG_DIR": str(tmp_path / "logs"),  # not the project's log
         "DATABASE_URL": database_url,
         "SCAN_STORE_DIR": str(tmp_path / "scans"),
         "FEED_RATE_LIMIT_PER_SECOND": "500",
@@ -196,6 +197,7 @@ def test_sync_outlives_a_restart_of_its_database(tmp_path) -> None:
         env = {
             **os.environ,
             "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+            "CARATFLOW_LOG_DIR": str(tmp_path / "logs"),  # not the project's log
             "DATABASE_URL": cluster.url,
             "SCAN_STORE_DIR": str(tmp_path / "scans"),
             "NIVODA_ENDPOINT": feed.url,

@@ -32,6 +32,7 @@ def test_a_demo_run_logs_no_secret(database_url: str, tmp_path: Path) -> None:
         "LOCAL_SECRETS_PATH": str(tmp_path / "secrets.json"),
         "SCAN_STORE_DIR": str(tmp_path / "scans"),
         "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+        "CARATFLOW_LOG_DIR": str(tmp_path / "logs"),  # not the project's log
     }
     command = [str(Path(sys.executable).with_name("caratflow")), "--json-logs", "demo", "--size", "1500"]
     stderr_path = tmp_path / "stderr.log"

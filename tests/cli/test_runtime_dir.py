@@ -16,7 +16,11 @@ CARATFLOW = Path(sys.executable).with_name("caratflow")
 
 def test_the_embedded_database_starts_without_xdg_runtime_dir_and_without_a_warning(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "XDG_RUNTIME_DIR"}
-    env |= {"CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"), "EMBEDDED_PG_DIR": str(tmp_path / "pg")}
+    env |= {
+        "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"),
+        "CARATFLOW_LOG_DIR": str(tmp_path / "logs"),
+        "EMBEDDED_PG_DIR": str(tmp_path / "pg"),
+    }
     env.pop("DATABASE_URL", None)
     try:
         migrated = subprocess.run(
