@@ -28,6 +28,9 @@ from shared.db import embedded
 from shared.db.connect import open_pool
 from shared.db.migrate import migrate
 
+# Fixtures shared by test folders that do not share a conftest (tests/support).
+pytest_plugins = ["operator_api"]
+
 PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "caratflow_template"
 
