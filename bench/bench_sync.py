@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -37,9 +38,11 @@ from common import emulator_process, machine, throwaway_database, write_section 
 
 from emulator.config import EmulatorConfig  # noqa: E402
 from local_host.runtime import LocalRuntime  # noqa: E402
-from shared.runs.starts import sync_instance_id, sync_request  # noqa: E402
 from shared.config import Settings, load_settings  # noqa: E402
 from shared.feed.page import FeedItem, FeedPage  # noqa: E402
+from shared.planning.partitions import Partition  # noqa: E402
+from shared.runs import lifecycle, partitions  # noqa: E402
+from shared.runs.starts import sync_instance_id, sync_request  # noqa: E402
 from shared.sync.bounds import MappingBounds  # noqa: E402
 from shared.sync.consolidate import consolidate  # noqa: E402
 from shared.sync.fetch import _apply_page  # noqa: E402
@@ -104,18 +107,15 @@ def raw_rows(database: str) -> list[tuple]:
 def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
     """Rows/s through the fetch path's page transaction (pages of 50, one partition per feed)."""
     run_id = uuid.uuid4()
+    # A run of its own feed name with one partition per feed, claimed as a fetch activity would.
+    planned = [Partition(partition_no=n, dpc_from=0, dpc_to=None, expected_count=0) for n, _ in enumerate(FEEDS)]
     with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO runs (run_id, feed, kind, status, trigger, as_of) "
-            "VALUES (%s, 'bench', 'full', 'succeeded', 'cli', now())",
-            (run_id,),
+        lifecycle.create_run(
+            conn, run_id=run_id, feed="bench", kind="full", trigger="cli", instance_id=None, as_of=datetime.now(UTC)
         )
+        lifecycle.save_plan(conn, run_id, planned, {})
         for number, _ in enumerate(FEEDS):
-            conn.execute(
-                "INSERT INTO partitions (run_id, partition_no, dpc_from, expected_count, status) "
-                "VALUES (%s, %s, 0, 0, 'fetching')",
-                (run_id, number),
-            )
+            partitions.claim(conn, run_id, number)
     pages = []  # built before the clock starts: only the database work is timed
     for number, feed in enumerate(FEEDS):
         mine = [r for r in rows if r[0] == feed]
@@ -133,7 +133,10 @@ def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
         for feed, number, page in pages:
             with conn.transaction():
                 _apply_page(conn, feed, run_id, number, page, bounds)
-    return len(rows) / (time.perf_counter() - started)
+    rate = len(rows) / (time.perf_counter() - started)
+    with psycopg.connect(database, autocommit=True) as conn:
+        lifecycle.set_status(conn, run_id, "succeeded")  # frees the feed name for the next measurement
+    return rate
 
 
 def copy_ceiling(database: str, rows: list[tuple]) -> float:
