@@ -120,8 +120,7 @@ async def _search(
         expected = state.estimates.get(matches_key)
         if expected is None:
             statement, params = search.estimated_count(query)
-            (plan,) = (await (await cur.execute(statement, params)).fetchone()).values()
-            expected = search.plan_rows(plan)
+            expected = search.plan_rows(await _value(cur, statement, params))
             state.estimates.put(matches_key, expected)
         statement, params = search.page(query, limit, after, expected)
         rows = await (await cur.execute(statement, params)).fetchall()
@@ -146,7 +145,7 @@ async def _search(
 
 
 async def _count(
-    state: ApiState, cur: AsyncCursor, query: DiamondSearch, key: tuple[int, str], expected: int
+    state: ApiState, cur: AsyncCursor[dict[str, Any]], query: DiamondSearch, key: tuple[int, str], expected: int
 ) -> tuple[int, bool]:
     """Exact up to the cap, the planner's estimate beyond it (`search.count_needed`); reused while the
     dataset version holds."""
@@ -158,7 +157,7 @@ async def _count(
         result = (expected, True)
     else:
         statement, params = search.capped_count(query, cap)
-        (exact,) = (await (await cur.execute(statement, params)).fetchone()).values()
+        exact = await _value(cur, statement, params)
         result = (exact, False) if exact <= cap else (max(expected, cap + 1), True)
     state.counts.put(key, result)
     return result
@@ -201,7 +200,16 @@ async def price_history(request: Request, principal: SearchCaller, conn: Connect
     return JsonResponse(body, headers=_cache_headers(request, principal, None))
 
 
-async def _one(conn: AsyncConnection, statement: sql.Composed, diamond_id: UUID) -> dict[str, Any] | None:
+async def _value(cur: AsyncCursor[dict[str, Any]], statement: sql.Composed, params: dict[str, Any]) -> Any:
+    """The single value of a statement that answers one row of one column (a count, a plan)."""
+    row = await (await cur.execute(statement, params)).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row from {statement!r}")
+    (value,) = row.values()
+    return value
+
+
+async def _one(conn: AsyncConnection, statement: sql.SQL | sql.Composed, diamond_id: UUID) -> dict[str, Any] | None:
     async with conn.cursor(row_factory=dict_row) as cur:
         return await (await cur.execute(statement, (diamond_id,))).fetchone()
 

@@ -177,7 +177,7 @@ def by_id() -> sql.Composed:
     return sql.SQL("SELECT {} FROM diamonds WHERE diamond_id = %s").format(_columns(records.FULL))
 
 
-def known() -> sql.Composed:
+def known() -> sql.SQL:
     """One row when the catalogue holds the stone, listed or delisted (parameter: diamond_id)."""
     return sql.SQL("SELECT 1 AS found FROM diamonds WHERE diamond_id = %s")
 
