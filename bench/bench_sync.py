@@ -42,7 +42,7 @@ from shared.config import Settings, load_settings  # noqa: E402
 from shared.feed.page import FeedItem, FeedPage  # noqa: E402
 from shared.planning.partitions import Partition  # noqa: E402
 from shared.runs import lifecycle, partitions  # noqa: E402
-from shared.runs.starts import sync_instance_id, sync_request  # noqa: E402
+from shared.runs.starts import SYNC, sync_instance_id, sync_request  # noqa: E402
 from shared.sync.bounds import MappingBounds  # noqa: E402
 from shared.sync.consolidate import consolidate  # noqa: E402
 from shared.sync.fetch import _apply_page  # noqa: E402
@@ -84,7 +84,7 @@ def full_sync(runtime: LocalRuntime) -> dict:
     FINALIZE_SECONDS.clear()
     started = time.perf_counter()
     instances = [
-        runtime.client.start_new("sync_run", sync_instance_id(f), sync_request(f, "full", "cli")) for f in FEEDS
+        runtime.client.start_new(SYNC, sync_instance_id(f), sync_request(f, "full", "cli")) for f in FEEDS
     ]
     statuses = [runtime.client.wait_for_completion(i, timeout=7200, poll=0.5) for i in instances]
     wall = time.perf_counter() - started

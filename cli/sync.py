@@ -78,7 +78,7 @@ def _host(args: argparse.Namespace) -> int:
                 break
             time.sleep(0.5)
         for status in runtime.client.list_instances(limit=20):
-            if status.name == "sync_run" and status.output:
+            if status.name == SYNC and status.output:
                 print_summary(status.output)
     return 0
 
