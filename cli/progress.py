@@ -21,7 +21,7 @@ from rich.table import Table
 from cli.terminal import console_for
 from local_host.client import InstanceStatus, LocalDurableClient
 from shared.db.pools import unavailable
-from shared.sync import runs
+from shared.runs.partitions import list_partitions
 
 # Partition statuses that will not change any more in this run (a replay starts them again).
 _FINISHED = ("fetched", "dead_lettered")
@@ -79,7 +79,7 @@ def _partitions(client: LocalDurableClient, run_id: str | None) -> list[dict[str
     if not run_id:
         return []
     with client.pool.connection() as conn:
-        return runs.partitions_of(conn, uuid.UUID(run_id))
+        return list_partitions(conn, uuid.UUID(run_id))
 
 
 def _band(row: dict[str, Any]) -> str:
