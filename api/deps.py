@@ -4,7 +4,7 @@ authenticated caller, each a typed `Annotated` dependency.
 `Connection` is the request's one connection: the caller check runs on it too, so a signed request
 checks out one connection, not two. It is checked out once the request's body has arrived and goes
 back to the pool when the handler returns, before the response is sent (`scope="function"`). So:
-- a handler that holds it checks out no second one (`AppState.connection()`): requests each holding
+- a handler that holds it checks out no second one (the state's `connection()`): requests each holding
   one while waiting for another can take every connection of the pool and wait for each other;
 - a streamed body (server-sent events) runs after it went back, and checks out its own per use.
 """

@@ -108,11 +108,13 @@ def test_a_signed_request_checks_out_one_connection(api_settings: Settings, data
 
     app.add_api_route("/api/v1/test-only/signed", signed)
     auth = CaratflowAuth(search_key.key_id, search_key.secret)
-    (response,) = call(app, checkouts, "/api/v1/test-only/signed", auth=auth)
-    assert response.status_code == 200, response.text
-    assert response.json() == {"client_id": "storefront"}
-    # The key record, the nonce and the rate budget were read on the handler's connection.
-    assert (checkouts.taken, checkouts.out) == (1, 0)
+    signed_answer, search = call(app, checkouts, "/api/v1/test-only/signed", "/api/v1/diamonds?limit=1", auth=auth)
+    assert signed_answer.status_code == 200, signed_answer.text
+    assert signed_answer.json() == {"client_id": "storefront"}
+    assert search.status_code == 200, search.text
+    # The key record, the nonce, the rate budget, the search and the server keys (first read by the
+    # search, for its media links) were all read on the request's connection: one each.
+    assert (checkouts.taken, checkouts.out) == (2, 0)
 
 
 def test_an_unreachable_database_is_the_same_503_problem(api_settings: Settings) -> None:
