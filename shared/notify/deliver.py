@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 from psycopg_pool import ConnectionPool
 
-from shared.config import Settings
 from shared.notify import store
 from shared.notify.formats import payload
 from shared.notify.messages import message_for
@@ -31,6 +31,26 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP = timedelta(hours=1)  # a Retry-After is honoured up to this; beyond it the answer is suspect
 LEASE_MARGIN = timedelta(seconds=30)  # beyond the HTTP timeout: the time to record the outcome
 RETRYABLE = frozenset({408, 429}) | frozenset(range(500, 600))
+
+
+class DeliverySettings(Protocol):
+    """What delivery reads of the settings; shared/config.py's Settings has it all. A protocol rather
+    than an import of Settings, because the settings module imports this package (WebhookTarget)."""
+
+    @property
+    def notify_webhooks(self) -> tuple[WebhookTarget, ...]: ...
+
+    @property
+    def notify_max_attempts(self) -> int: ...
+
+    @property
+    def notify_backoff_base_seconds(self) -> float: ...
+
+    @property
+    def notify_backoff_max_seconds(self) -> float: ...
+
+    @property
+    def notify_timeout_seconds(self) -> float: ...
 
 
 @dataclass
@@ -66,7 +86,7 @@ class WebhookSender:
 
 def deliver_due(
     pool: ConnectionPool,
-    settings: Settings,
+    settings: DeliverySettings,
     *,
     max_seconds: float = 50,
     sender: WebhookSender | None = None,
@@ -105,7 +125,11 @@ def deliver_due(
 
 
 def _attempt(
-    sender: WebhookSender, target: WebhookTarget | None, claimed: store.Claimed, settings: Settings, rng: random.Random
+    sender: WebhookSender,
+    target: WebhookTarget | None,
+    claimed: store.Claimed,
+    settings: DeliverySettings,
+    rng: random.Random,
 ) -> store.Outcome:
     if target is None:
         error = f"target {claimed.target!r} is no longer in NOTIFY_WEBHOOKS"
@@ -130,7 +154,11 @@ def _attempt(
 
 
 def _retry_or_give_up(
-    failed: store.Outcome, retry_after: timedelta | None, claimed: store.Claimed, settings: Settings, rng: random.Random
+    failed: store.Outcome,
+    retry_after: timedelta | None,
+    claimed: store.Claimed,
+    settings: DeliverySettings,
+    rng: random.Random,
 ) -> store.Outcome:
     if claimed.round_attempts >= settings.notify_max_attempts:
         return replace(failed, status="given_up", error=f"{failed.error} (after {claimed.round_attempts} attempts)")
@@ -140,7 +168,7 @@ def _retry_or_give_up(
     return replace(failed, retry_in=delay)
 
 
-def backoff(attempt: int, settings: Settings, rng: random.Random) -> timedelta:
+def backoff(attempt: int, settings: DeliverySettings, rng: random.Random) -> timedelta:
     """Exponential, capped, with jitter over its upper half so failing deliveries do not return in step."""
     ceiling = min(settings.notify_backoff_max_seconds, settings.notify_backoff_base_seconds * 2 ** (attempt - 1))
     return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
