@@ -18,6 +18,7 @@ from local_host.runtime import LocalRuntime
 from shared.config import Settings, load_settings
 from shared.db import embedded
 from shared.db.migrate import migrate
+from shared.db.rows import one
 
 
 def build_catalogue(database: str, size: int) -> None:
@@ -39,8 +40,9 @@ def build_catalogue(database: str, size: int) -> None:
 
 def listed_stones(database: str) -> int:
     with psycopg.connect(database) as conn:
-        (count,) = conn.execute("SELECT count(*) FROM diamonds WHERE delisted_at IS NULL").fetchone()
-    return count
+        (count,) = one(conn.execute("SELECT count(*) FROM diamonds WHERE delisted_at IS NULL").fetchone())
+    listed: int = count
+    return listed
 
 
 @contextmanager
@@ -84,10 +86,12 @@ def settings_for_api(database: str, secrets_path: Path) -> Settings:
 def database_facts(database: str) -> dict[str, Any]:
     """What bounds the database's caching: its buffer size against the catalogue's size."""
     with psycopg.connect(database) as conn:
-        (shared_buffers,) = conn.execute("SHOW shared_buffers").fetchone()
-        table, indexes = conn.execute(
-            "SELECT pg_size_pretty(pg_table_size('diamonds')), pg_size_pretty(pg_indexes_size('diamonds'))"
-        ).fetchone()
+        (shared_buffers,) = one(conn.execute("SHOW shared_buffers").fetchone())
+        table, indexes = one(
+            conn.execute(
+                "SELECT pg_size_pretty(pg_table_size('diamonds')), pg_size_pretty(pg_indexes_size('diamonds'))"
+            ).fetchone()
+        )
     pool = settings_for_api(database, Path("unused")).db_pool_max_size
     return {
         "stones": listed_stones(database),

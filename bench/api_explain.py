@@ -15,6 +15,7 @@ from psycopg import sql
 
 from shared.catalogue import search
 from shared.catalogue.query import SORT_COLUMNS, DiamondSearch
+from shared.db.rows import one
 
 EXPLAIN_FILTERS: dict[str, dict[str, Any]] = {
     "none": {},
@@ -33,21 +34,23 @@ _WRAPPERS = {"Limit", "Sort", "Incremental Sort", "Gather", "Gather Merge", "Agg
 BIG = 10_000  # rows: a sort or a discarding filter above this is flagged
 
 
-def explain(cur: psycopg.Cursor, statement: sql.Composable, params: dict) -> dict:
+def explain(cur: psycopg.Cursor, statement: sql.Composable, params: dict[str, Any]) -> dict[str, Any]:
     """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON), second run (the first warms the caches the API would have warm)."""
     wrapped = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(statement)
     cur.execute(wrapped, params)
     cur.execute(wrapped, params)
-    return cur.fetchone()[0][0]
+    (document,) = one(cur.fetchone())
+    plan: dict[str, Any] = document[0]
+    return plan
 
 
-def nodes(node: dict) -> Iterator[dict]:
+def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from nodes(child)
 
 
-def describe(node: dict) -> str:
+def describe(node: dict[str, Any]) -> str:
     kind = ("Parallel " if node.get("Parallel Aware") else "") + node["Node Type"]
     if node["Node Type"] in ("Index Scan", "Index Only Scan") and node.get("Scan Direction") == "Backward":
         kind += " Backward"
@@ -57,7 +60,7 @@ def describe(node: dict) -> str:
     return f"{kind} {node['Index Name']}" if "Index Name" in node else kind
 
 
-def top_of_plan(root: dict) -> str:
+def top_of_plan(root: dict[str, Any]) -> str:
     chain, node = [], root
     while True:
         chain.append(describe(node))
@@ -66,7 +69,7 @@ def top_of_plan(root: dict) -> str:
         node = node["Plans"][0]
 
 
-def examine(plan: dict) -> dict:
+def examine(plan: dict[str, Any]) -> dict[str, Any]:
     """The figures the table shows, and the flags: a sequential scan, a big sort, a filter discarding much."""
     root = plan["Plan"]
     everything = list(nodes(root))
@@ -92,7 +95,7 @@ def examine(plan: dict) -> dict:
     }
 
 
-def render(node: dict, depth: int = 0) -> list[str]:
+def render(node: dict[str, Any], depth: int = 0) -> list[str]:
     """A plan tree as indented text, from its JSON."""
     line = (
         f"{'  ' * depth}-> {describe(node)}  (rows={node['Actual Rows']:,} loops={node['Actual Loops']} "
@@ -110,7 +113,9 @@ def render(node: dict, depth: int = 0) -> list[str]:
 
 def explain_catalogue(database: str, stones: int) -> str:
     """bench/explain.md: every sort key both ways under each filter set, the count statements, a few full plans."""
-    rows, counts, plans = [], [], {}
+    rows: list[Row] = []
+    counts: list[Count] = []
+    plans: dict[tuple[str, str], dict[str, Any]] = {}
     with psycopg.connect(database, autocommit=True) as conn, conn.cursor() as cur:
         cap = settings_for_api(database, Path("unused")).api_count_cap
         for label, filters in EXPLAIN_FILTERS.items():
@@ -127,8 +132,14 @@ def explain_catalogue(database: str, stones: int) -> str:
     return explain_markdown(rows, counts, plans, stones, cap)
 
 
-def explain_markdown(rows: list, counts: list, plans: dict, stones: int, cap: int) -> str:
-    def line(label: str, sort: str, e: dict) -> str:
+Row = tuple[str, str, dict[str, Any]]  # filter set, sort, what examine() found
+Count = tuple[str, dict[str, Any]]  # filter set, what examine() found
+
+
+def explain_markdown(
+    rows: list[Row], counts: list[Count], plans: dict[tuple[str, str], dict[str, Any]], stones: int, cap: int
+) -> str:
+    def line(label: str, sort: str, e: dict[str, Any]) -> str:
         flags = "**" + "; ".join(e["flags"]) + "**" if e["flags"] else ""
         return (
             f"| {label} | {sort} | {e['top']} | {e['read']:,} | {e['hit']:,} / {e['blocks_read']:,} | "
@@ -181,7 +192,7 @@ def explain_markdown(rows: list, counts: list, plans: dict, stones: int, cap: in
     return "\n".join(out) + "\n"
 
 
-def index_summary(rows: list, counts: list) -> list[str]:
+def index_summary(rows: list[Row], counts: list[Count]) -> list[str]:
     """Which index served which statements, and what was flagged; generated from the plans."""
     served: dict[str, list[str]] = {}
     for label, sort, e in rows:

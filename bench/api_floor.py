@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from api_catalogue import settings_for_api
 from api_load import BURST, RATE_PER_MINUTE, BenchKey, percentiles
-from api_mix import Probe, expected_rows, page_statement
+from api_mix import Probe, Variant, expected_rows, page_statement
 from psycopg.rows import dict_row
 
 from shared.access import gate
@@ -19,14 +19,14 @@ from shared.catalogue.query import DiamondSearch
 from shared.config import Settings
 
 
-def timed(cur: psycopg.Cursor, statement: Any, params: Any) -> float:
+def timed(cur: psycopg.Cursor[Any], statement: Any, params: Any) -> float:
     started = time.perf_counter()
     cur.execute(statement, params)
     cur.fetchall()
     return (time.perf_counter() - started) * 1000
 
 
-def count_ms(cur: psycopg.Cursor, query: DiamondSearch, cap: int) -> float:
+def count_ms(cur: psycopg.Cursor[Any], query: DiamondSearch, cap: int) -> float:
     """What the API's count costs on a cache miss: the estimate, then the capped count unless trusted."""
     started = time.perf_counter()
     if search.count_needed(expected_rows(cur, query), cap):
@@ -35,11 +35,16 @@ def count_ms(cur: psycopg.Cursor, query: DiamondSearch, cap: int) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int) -> dict[str, dict]:
+def search_of(variant: Variant) -> DiamondSearch:
+    assert variant.search is not None  # a probe's variants are all searches or all by id
+    return variant.search
+
+
+def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int) -> dict[str, dict[str, Any]]:
     """Each probe's statements through psycopg: one connection, sequential, `iterations` timings each."""
     settings = settings_for_api(database, Path("unused"))
     cap = settings.api_count_cap
-    floor: dict[str, dict] = {}
+    floor: dict[str, dict[str, Any]] = {}
     # Autocommit and psycopg's automatic prepare after 5 runs, like the API's pooled connections.
     with psycopg.connect(database, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
         for probe in probes:
@@ -48,14 +53,14 @@ def sql_floor(database: str, probes: list[Probe], key: BenchKey, iterations: int
                 runs = [timed(cur, search.by_id(), (v.diamond_id,)) for v in variants]
                 floor[probe.name] = {"page": percentiles(runs[10:])}
                 continue
-            runs = [timed(cur, *page_statement(cur, v.search, v.after)) for v in variants]
-            counts = [count_ms(cur, v.search, cap) for v in variants[: max(iterations // 4, 20) + 2]]
+            runs = [timed(cur, *page_statement(cur, search_of(v), v.after)) for v in variants]
+            counts = [count_ms(cur, search_of(v), cap) for v in variants[: max(iterations // 4, 20) + 2]]
             floor[probe.name] = {"page": percentiles(runs[10:]), "count": percentiles(counts[2:])}
         floor["gate"] = {"page": gate_floor(cur, key, settings, iterations * 2)}
     return floor
 
 
-def gate_floor(cur: psycopg.Cursor, key: BenchKey, settings: Settings, iterations: int) -> tuple[float, ...]:
+def gate_floor(cur: psycopg.Cursor[Any], key: BenchKey, settings: Settings, iterations: int) -> tuple[float, ...]:
     """caratflow_api_gate, the one round trip of every signed request (a 304 included), as the API calls it."""
     budget = gate.request_budget("search", key.client_id, RATE_PER_MINUTE, BURST)
     runs = []

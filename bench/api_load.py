@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -63,7 +64,7 @@ def issue_key(database: str, secrets_path: Path) -> BenchKey:
 _TURNS: Counter[str] = Counter()
 
 
-def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, etag: str | None) -> list[list]:
+def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, etag: str | None) -> list[list[Any]]:
     """`count` requests drawn from the weighted mix, each signed now with its own nonce.
 
     The API refuses a reused nonce (401) and a timestamp more than 300 s off, so each run replays a
@@ -71,7 +72,7 @@ def signed_requests(probes: list[Probe], key: BenchKey, count: int, seed: int, e
     """
     rng = random.Random(seed)
     deck = [probe for probe in probes for _ in range(probe.weight)]
-    items = []
+    items: list[list[Any]] = []
     for _ in range(count):
         probe = rng.choice(deck)
         variant = probe.variants[_TURNS[probe.name] % len(probe.variants)]
@@ -117,7 +118,7 @@ def ensure_autocannon() -> Path:
     return module
 
 
-def replay(base: str, items: list[list], seconds: float, connections: int, folder: Path) -> dict:
+def replay(base: str, items: list[list[Any]], seconds: float, connections: int, folder: Path) -> dict[str, Any]:
     """autocannon replays `items` (each once) for `seconds`; returns latencies and statuses by probe."""
     requests_path, output_path, config_path = (folder / name for name in ("requests.json", "out.json", "run.json"))
     requests_path.write_text(json.dumps(items))
@@ -133,7 +134,7 @@ def replay(base: str, items: list[list], seconds: float, connections: int, folde
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(["node", str(REPLAY_JS), str(config_path)], check=True, cwd=PROJECT)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(output_path.read_text())
+    result: dict[str, Any] = json.loads(output_path.read_text())
     result["load_cpu"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
 
@@ -156,7 +157,7 @@ class Setup:
     folder: Path
 
 
-def load_run(setup: Setup, base: str, server: psutil.Process, etag: str | None) -> dict:
+def load_run(setup: Setup, base: str, server: psutil.Process, etag: str | None) -> dict[str, Any]:
     """A warm-up, then the measured run in SEGMENTS parts: requests/s, latency, statuses, CPU by process."""
     wait_for_quiet()
     # The warm-up primes the server (pools, key and count caches) and tells how many requests to sign.
@@ -167,7 +168,9 @@ def load_run(setup: Setup, base: str, server: psutil.Process, etag: str | None) 
     return summarise(segments, expected=304 if etag else 200)
 
 
-def segment(setup: Setup, base: str, server: psutil.Process, etag: str | None, rate: float, seed: int) -> dict:
+def segment(
+    setup: Setup, base: str, server: psutil.Process, etag: str | None, rate: float, seed: int
+) -> dict[str, Any]:
     """One measured part: requests signed just before it (twice the warm-up's rate, so none is replayed)."""
     seconds = setup.seconds / SEGMENTS
     items = signed_requests(setup.probes, setup.key, int(rate * seconds * 2) + 2000, seed, etag)
@@ -186,7 +189,7 @@ def segment(setup: Setup, base: str, server: psutil.Process, etag: str | None, r
     return {**result, "cpu": cpu, "wall": wall, "samples": sessions.samples, "split": split}
 
 
-def summarise(segments: list[dict], *, expected: int) -> dict:
+def summarise(segments: list[dict[str, Any]], *, expected: int) -> dict[str, Any]:
     """The segments as one run: latencies pooled, requests/s overall and per segment, CPU shares."""
     latencies: dict[str, list[float]] = {}
     statuses: Counter[str] = Counter()

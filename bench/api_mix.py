@@ -14,6 +14,7 @@ from shared.access import server_keys
 from shared.catalogue import cursor as cursors
 from shared.catalogue import search
 from shared.catalogue.query import DiamondSearch
+from shared.db.rows import one
 
 PAGE = 50  # the API's default page size, which the mix uses
 
@@ -76,11 +77,13 @@ def price_slider(conn: psycopg.Connection, name: str, weight: int, count: int = 
     The API caches a search's count per filter set; a fresh range is a cache miss, so this probe pays
     the count statement on every request, as varied real traffic does.
     """
-    (prices,) = conn.execute(
-        "SELECT percentile_disc((SELECT array_agg(p / 100.0) FROM generate_series(20, 80) AS p)) "
-        "WITHIN GROUP (ORDER BY price_cents) FROM diamonds WHERE shape = 'ROUND' AND delisted_at IS NULL"
-    ).fetchone()
-    rng, ranges = random.Random(11), set()
+    (prices,) = one(
+        conn.execute(
+            "SELECT percentile_disc((SELECT array_agg(p / 100.0) FROM generate_series(20, 80) AS p)) "
+            "WITHIN GROUP (ORDER BY price_cents) FROM diamonds WHERE shape = 'ROUND' AND delisted_at IS NULL"
+        ).fetchone()
+    )
+    rng, ranges = random.Random(11), set[tuple[int, int]]()
     while len(ranges) < count:
         low = rng.choice(prices) // 100 * 100  # whole dollars, as a slider sends them
         ranges.add((low, int(low * rng.uniform(1.5, 3)) // 100 * 100))
@@ -113,14 +116,19 @@ ROUND_1CT_GRADES: dict[str, Any] = {
 def storefront_mix(database: str) -> list[Probe]:
     """Eleven requests a storefront sends, with values taken from the built catalogue."""
     with psycopg.connect(database) as conn:
-        (fancy_color,) = conn.execute(
-            "SELECT fancy_color FROM diamonds WHERE fancy_color IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
-        ).fetchone()
+        (fancy_color,) = one(
+            conn.execute(
+                "SELECT fancy_color FROM diamonds WHERE fancy_color IS NOT NULL "
+                "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+            ).fetchone()
+        )
         # "Expensive": the top 5% of natural rounds of 2-3 ct.
-        (expensive,) = conn.execute(
-            "SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY price_cents) FROM diamonds "
-            "WHERE shape = 'ROUND' AND NOT lab_grown AND carats BETWEEN 2 AND 3"
-        ).fetchone()
+        (expensive,) = one(
+            conn.execute(
+                "SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY price_cents) FROM diamonds "
+                "WHERE shape = 'ROUND' AND NOT lab_grown AND carats BETWEEN 2 AND 3"
+            ).fetchone()
+        )
         round_1ct = {**ROUND_1CT_GRADES, "cut": ["EXCELLENT"], "sort": "price_cents"}
         return [
             search_probe("round 1-1.5 ct G-H VS excellent, by price", 3, **round_1ct),
@@ -162,14 +170,14 @@ def storefront_mix(database: str) -> list[Probe]:
         ]
 
 
-def expected_rows(cur: psycopg.Cursor, query: DiamondSearch) -> int:
+def expected_rows(cur: psycopg.Cursor[Any], query: DiamondSearch) -> int:
     """The planner's estimate of the matches, which the API uses to choose the page statement's form."""
     statement, params = search.estimated_count(query)
     with cur.connection.cursor() as plain:  # a tuple row, whatever row factory `cur` has
-        (plan,) = plain.execute(statement, params).fetchone()
+        (plan,) = one(plain.execute(statement, params).fetchone())
     return search.plan_rows(plan)
 
 
-def page_statement(cur: psycopg.Cursor, query: DiamondSearch, after: Any = None) -> tuple[Any, Any]:
+def page_statement(cur: psycopg.Cursor[Any], query: DiamondSearch, after: Any = None) -> tuple[Any, Any]:
     """The page statement exactly as the API builds it on an answer-cache miss."""
     return search.page(query, PAGE, after, expected_rows(cur, query))

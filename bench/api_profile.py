@@ -16,14 +16,16 @@ from api_load import Setup, replay, signed_requests
 # first WORK group found anywhere in its stack (psycopg called from the auth code is psycopg's time);
 # otherwise to the LAYER of its innermost recognised frame (every stack passes through uvicorn and
 # asyncio, so only the innermost says which layer was running).
-WORK_GROUPS = (
+# (group, frame marks)
+Groups = tuple[tuple[str, tuple[str, ...]], ...]
+WORK_GROUPS: Groups = (
     ("secret lookup via a worker thread (anyio to_thread, both sides)", ("(anyio/to_thread", "(threading.py")),
     ("access log line (logging)", ("(logging/", "logs.py:")),
     ("psycopg: gate / search statements, rows, pool", ("(psycopg/", "(psycopg_pool/")),
     ("signature: canonical request, HMAC", ("signing.py:", "verify.py:", "(hmac.py")),
     ("JSON encoding of the page", ("(api/encoding.py",)),
 )
-LAYER_GROUPS = (
+LAYER_GROUPS: Groups = (
     ("query string to DiamondSearch (FastAPI params, pydantic)", ("(pydantic", "(fastapi/dependencies/")),
     ("HTTP: uvicorn, httptools, socket reads and writes", ("(uvicorn/", "(httptools", "selector_events.py:")),
     ("Starlette / FastAPI routing and middleware", ("(starlette/", "(fastapi/")),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 from api_load import AUTOCANNON, BURST, RATE_PER_MINUTE, SEGMENTS, WARMUP_SECONDS
 from api_mix import Probe
 from api_profile import PROFILE_GROUPS
 from common import machine
+
+# A load run's figures by (server workers, workload).
+Runs = dict[tuple[int, str], dict[str, Any]]
 
 
 def ms(values: tuple[float, ...]) -> str:
@@ -24,7 +30,7 @@ def run_label(workers: int, kind: str) -> str:
     return f"{server} | {WORKLOADS[kind]}"
 
 
-def load_table(runs: dict) -> list[str]:
+def load_table(runs: Runs) -> list[str]:
     lines = [
         "| server | workload, 50 connections | requests/s (lowest - highest part) | p50 ms | p95 ms | p99 ms | "
         "responses | not as expected |",
@@ -41,7 +47,7 @@ def load_table(runs: dict) -> list[str]:
     return lines
 
 
-def resources_table(runs: dict) -> list[str]:
+def resources_table(runs: Runs) -> list[str]:
     """Where each run's time went: CPU by process, what the API's database sessions did, connection spread."""
     lines = [
         "| server | workload | CPU, share of both cores: server (kernel part) / PostgreSQL (kernel part) / "
@@ -62,7 +68,7 @@ def resources_table(runs: dict) -> list[str]:
     return lines
 
 
-def targets_table(runs: dict) -> list[str]:
+def targets_table(runs: Runs) -> list[str]:
     searches = {w: r for (w, kind), r in runs.items() if kind == "search"}
     revalidations = {w: r for (w, kind), r in runs.items() if kind == "304"}
 
@@ -76,7 +82,7 @@ def targets_table(runs: dict) -> list[str]:
     p99_met = [w for w, r in searches.items() if r["latency"][2] < 50]
     rps_met = [w for w, r in revalidations.items() if r["rps"] >= 1000]
 
-    def verdict(met: list[int], every: dict) -> str:
+    def verdict(met: list[int], every: dict[int, dict[str, Any]]) -> str:
         if len(met) == len(every):
             return "met"
         return "missed" if not met else "met with " + ", ".join(server(w) for w in met) + " only"
@@ -97,7 +103,7 @@ def targets_table(runs: dict) -> list[str]:
     ]
 
 
-def per_request_table(probes: list[Probe], runs: dict, floor: dict) -> list[str]:
+def per_request_table(probes: list[Probe], runs: Runs, floor: dict[str, Any]) -> list[str]:
     under_load = {w: r["by_probe"] for (w, kind), r in runs.items() if kind == "search"}
     workers = sorted(under_load)
     lines = [
@@ -126,19 +132,27 @@ def profile_table(profiles: dict[str, dict[str, float] | None]) -> list[str]:
         return ["(the server is profiled in its 1-process configuration, which this run left out)"]
     if not all(profiles.values()):
         return ["(py-spy is not installed in the venv: `.venv/bin/pip install py-spy` adds this table)"]
+    shares_by_kind = {kind: profile for kind, profile in profiles.items() if profile is not None}
     names = [name for name, _ in PROFILE_GROUPS] + ["other"]
     lines = [
         "| server CPU samples, 1 process (py-spy, 200 Hz, 10 s) | revalidation (304) | search mix |",
         "|---|---:|---:|",
     ]
     for name in names:
-        shares = [profiles[kind].get(name, 0.0) for kind in ("304", "search")]
+        shares = [shares_by_kind[kind].get(name, 0.0) for kind in ("304", "search")]
         if any(share >= 0.005 for share in shares):
             lines.append(f"| {name} | {shares[0]:.0%} | {shares[1]:.0%} |")
     return lines
 
 
-def report(probes: list[Probe], runs: dict, floor: dict, profiles: dict, args, facts: dict) -> str:
+def report(
+    probes: list[Probe],
+    runs: Runs,
+    floor: dict[str, Any],
+    profiles: dict[str, Any],
+    args: argparse.Namespace,
+    facts: dict[str, Any],
+) -> str:
     fastest, median, slowest = facts["speed"]
     return "\n".join(
         [

@@ -14,11 +14,13 @@ import psutil
 import psycopg
 from common import progress
 
+from shared.db.rows import one
+
 
 def postmaster(database: str) -> psutil.Process | None:
     """The PostgreSQL server process of this database, when it runs on this machine."""
     with psycopg.connect(database) as conn:
-        (backend,) = conn.execute("SELECT pg_backend_pid()").fetchone()
+        (backend,) = one(conn.execute("SELECT pg_backend_pid()").fetchone())
         try:
             return psutil.Process(backend).parent()  # while this backend still runs
         except psutil.Error:
@@ -27,7 +29,8 @@ def postmaster(database: str) -> psutil.Process | None:
 
 def machine_busy() -> float:
     times = psutil.cpu_times()
-    return times.user + times.nice + times.system + times.irq + times.softirq
+    busy: float = times.user + times.nice + times.system + times.irq + times.softirq
+    return busy
 
 
 def cpu_snapshot(server: psutil.Process, database: psutil.Process | None) -> dict[str, Any]:
@@ -47,7 +50,7 @@ def cpu_snapshot(server: psutil.Process, database: psutil.Process | None) -> dic
     return groups
 
 
-def cpu_used(before: dict, after: dict, load: float) -> dict[str, float]:
+def cpu_used(before: dict[str, Any], after: dict[str, Any], load: float) -> dict[str, float]:
     """CPU seconds per group between two snapshots, the system (kernel) part of each as `<group>_sys`,
     the load tool's (measured by the caller), and the rest of the machine's as `other`."""
     used = {"load": load}
@@ -115,7 +118,7 @@ class SessionSampler:
 
     def __init__(self, database: str) -> None:
         self.database = database
-        self.samples: list[list[tuple]] = []
+        self.samples: list[list[tuple[Any, ...]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -138,7 +141,7 @@ class SessionSampler:
                 )
 
     @staticmethod
-    def summary(samples: list[list[tuple]]) -> dict[str, Any]:
+    def summary(samples: list[list[tuple[Any, ...]]]) -> dict[str, Any]:
         n = len(samples) or 1
         states: Counter[str] = Counter()
         waits: Counter[str] = Counter()

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -44,7 +45,7 @@ from api_floor import sql_floor  # noqa: E402
 from api_load import WARMUP_SECONDS, BenchKey, Setup, api_server, ensure_autocannon, issue_key, load_run  # noqa: E402
 from api_mix import Probe, storefront_mix  # noqa: E402
 from api_profile import profile_server  # noqa: E402
-from api_report import ms, report  # noqa: E402
+from api_report import Runs, ms, report  # noqa: E402
 from api_sampling import host_speed, postmaster  # noqa: E402
 from common import progress, write_section  # noqa: E402
 
@@ -63,7 +64,7 @@ def current_etag(base: str, probe: Probe, key: BenchKey) -> str:
     return response.headers["etag"]
 
 
-def measure_uncached(setup: Setup) -> dict:
+def measure_uncached(setup: Setup) -> Runs:
     """The search mix against one process whose answer cache is off: every search reaches PostgreSQL."""
     with api_server(setup.database, setup.folder, 1, answer_cache=False) as (base, server):
         progress(f"1 worker, search with the answer cache off: {WARMUP_SECONDS} s warm-up + {setup.seconds:.0f} s...")
@@ -72,9 +73,10 @@ def measure_uncached(setup: Setup) -> dict:
     return {(1, "search-uncached"): run}
 
 
-def measure_server(setup: Setup, workers: int) -> tuple[dict, dict]:
+def measure_server(setup: Setup, workers: int) -> tuple[Runs, dict[str, Any]]:
     """The search mix and the revalidations against one server configuration; profiles with 1 process."""
-    runs, profiles = {}, {}
+    runs: Runs = {}
+    profiles: dict[str, Any] = {}
     with api_server(setup.database, setup.folder, workers) as (base, server):
         etag = current_etag(base, setup.probes[0], setup.key)
         for kind, tag in (("search", None), ("304", etag)):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-from graphql import parse
+from graphql import FragmentDefinitionNode, GraphQLObjectType, parse
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -28,11 +28,11 @@ sys.path.insert(0, str(PROJECT / "bench"))
 from common import emulator_process, machine, write_section  # noqa: E402 (after the path set-up above)
 
 from emulator import EmulatorConfig, Inventory  # noqa: E402
-from emulator.app import EmulatorState  # noqa: E402
 from emulator.filters import parse_order, parse_query  # noqa: E402
 from emulator.page import PageContext  # noqa: E402
 from emulator.project import compile_plan, project_page  # noqa: E402
 from emulator.schema import SCHEMA  # noqa: E402
+from emulator.state import EmulatorState  # noqa: E402
 
 FULL_ITEM = """
   id price discount diamond_price markup_price markup_discount
@@ -99,7 +99,10 @@ def in_process(inventory: Inventory, pages: int) -> dict[str, float]:
 
     # Projection alone: the page's stones are known; only the fields are derived and assembled.
     fragment = parse(f"fragment Full on Item {{ {FULL_ITEM} }}").definitions[0]
-    plan = compile_plan(SCHEMA.type_map["Item"], [fragment.selection_set], {}, None)
+    item = SCHEMA.type_map["Item"]
+    assert isinstance(fragment, FragmentDefinitionNode)
+    assert isinstance(item, GraphQLObjectType)
+    plan = compile_plan(item, [fragment.selection_set], {}, None)
     ordered = inventory.ordered(parse_query(PARTITION, inventory.resolve_ids), parse_order(ORDER))
 
     def project(offset: int) -> int:
@@ -149,7 +152,8 @@ def _login(http: httpx.Client, url: str) -> str:
     config = EmulatorConfig()
     user, password = json.dumps(config.username), json.dumps(config.password.get_secret_value())
     query = f"{{ authenticate {{ username_and_password(username: {user}, password: {password}) {{ token }} }} }}"
-    return http.post(url, json={"query": query}).json()["data"]["authenticate"]["username_and_password"]["token"]
+    token: str = http.post(url, json={"query": query}).json()["data"]["authenticate"]["username_and_password"]["token"]
+    return token
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -69,7 +70,7 @@ def fetch_rate(url: str, pool: ConnectionPool, pages: int, threads: int) -> tupl
     return per_thread * threads / seconds, sum(stones) / seconds
 
 
-def plan_figures(url: str, pool: ConnectionPool, folder: Path) -> list[dict]:
+def plan_figures(url: str, pool: ConnectionPool, folder: Path) -> list[dict[str, Any]]:
     settings = load_settings(
         nivoda_endpoint=url,
         nivoda_username=CREDENTIALS.username,

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -90,7 +91,7 @@ def attack_once(port: int) -> tuple[str, int]:
             sock.sendall(b"\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError) as exc:
             # Cut off by the server; the answer it wrote first is still there to read.
-            cut_off = type(exc).__name__
+            cut_off: str | None = type(exc).__name__
         else:
             cut_off = None
         try:
@@ -100,7 +101,7 @@ def attack_once(port: int) -> tuple[str, int]:
     return (answer.split(b" ", 2)[1].decode() if answer else f"closed ({cut_off})"), sent
 
 
-def attack(base: str, pid: int, seconds: float) -> dict:
+def attack(base: str, pid: int, seconds: float) -> dict[str, Any]:
     port = int(base.rsplit(":", 1)[1])
     with httpx.Client(base_url=base, timeout=30) as http:
         for _ in range(20):  # warm: the first requests import and allocate
@@ -151,7 +152,7 @@ def attack(base: str, pid: int, seconds: float) -> dict:
     }
 
 
-def row(name: str, workers: int, result: dict) -> str:
+def row(name: str, workers: int, result: dict[str, Any]) -> str:
     latencies = result["latencies_ms"]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     outcomes = ", ".join(f"{count} x {status}" for status, count in sorted(result["outcomes"].items()))

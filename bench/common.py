@@ -41,7 +41,7 @@ def progress(message: str) -> None:
 
 
 @contextmanager
-def emulator_process(size: int, seed: int = 7, *extra: str) -> Iterator[tuple[str, subprocess.Popen]]:
+def emulator_process(size: int, seed: int = 7, *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`python -m emulator` in its own process (as the real feed is remote): yields its URL."""
     server = subprocess.Popen(
         [sys.executable, "-m", "emulator", "--port", "0", "--size", str(size), "--seed", str(seed), *extra],
@@ -96,13 +96,14 @@ def write_section(name: str, text: str) -> None:
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @contextmanager
 def serve_process(
     env: dict[str, str], log_path: Path, *options: str, launcher: list[str] | None = None
-) -> Iterator[tuple[str, subprocess.Popen]]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`caratflow serve` on a free port (or `launcher serve`), until ready; yields its URL and process,
     and stops it with SIGTERM as a deployment would."""
     port = free_port()
@@ -131,7 +132,7 @@ def serve_database(
     log_name: str,
     env: dict[str, str] | None = None,
     launcher: list[str] | None = None,
-) -> Iterator[tuple[str, subprocess.Popen]]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`caratflow serve` on `database` as a deployment runs it, settings from the environment: a local
     secret store in `folder`, no drain wait, no local host, plus `env`; its log is `folder / log_name`."""
     settings = {
@@ -155,7 +156,7 @@ def _ready(base: str) -> bool:
         return False
 
 
-def _wait_ready(base: str, server: subprocess.Popen, log_path: Path) -> None:
+def _wait_ready(base: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:

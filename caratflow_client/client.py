@@ -84,7 +84,8 @@ class CaratflowClient:
     # --- operator routes (admin scope) ---
 
     def runs(self, **params: Any) -> list[dict[str, Any]]:
-        return self._get("/api/v1/runs", params)["data"]
+        runs: list[dict[str, Any]] = self._get("/api/v1/runs", params)["data"]
+        return runs
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The run with its partitions and totals."""
@@ -120,7 +121,8 @@ class CaratflowClient:
                     kind, data = "message", []
 
     def dead_letters(self, **params: Any) -> list[dict[str, Any]]:
-        return self._get("/api/v1/dead-letters", params)["data"]
+        letters: list[dict[str, Any]] = self._get("/api/v1/dead-letters", params)["data"]
+        return letters
 
     def replay_dead_letter(self, letter_id: str) -> dict[str, Any]:
         return self._post(f"/api/v1/dead-letters/{letter_id}/replay", None)
@@ -128,14 +130,17 @@ class CaratflowClient:
     def purge_dead_letter(self, letter_id: str) -> dict[str, Any]:
         response = self.http.delete(f"/api/v1/dead-letters/{letter_id}")
         response.raise_for_status()
-        return response.json()
+        result: dict[str, Any] = response.json()
+        return result
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         response = self.http.get(path, params={k: v for k, v in params.items() if v is not None})
         response.raise_for_status()
-        return response.json()
+        result: dict[str, Any] = response.json()
+        return result
 
     def _post(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         response = self.http.post(path, json=body) if body is not None else self.http.post(path)
         response.raise_for_status()
-        return response.json()
+        result: dict[str, Any] = response.json()
+        return result

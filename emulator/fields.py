@@ -94,14 +94,16 @@ def _supplier_stock_id(ctx: PageContext) -> list[str]:
 def _eye_clean(ctx: PageContext) -> list[bool]:
     # Up to VS2 is eye-clean; SI stones mostly; included stones rarely.
     chance = np.where(ctx.cols.clarity <= 5, 1.0, np.where(ctx.cols.clarity <= 7, 0.7, 0.1))
-    return (ctx.units(Salt.EYE_CLEAN) < chance).tolist()
+    eye_clean: list[bool] = (ctx.units(Salt.EYE_CLEAN) < chance).tolist()
+    return eye_clean
 
 
 def _tinge(shift: int) -> Leaf:
     # Mostly 0 (none); about 15 % of stones carry a faint (1) to strong (3) tinge of each kind.
     def resolve(ctx: PageContext) -> list[int]:
         percentile = (ctx.words(Salt.TINGE) >> np.uint64(shift)) % np.uint64(100)
-        return np.searchsorted(np.array([85, 95, 99], dtype=np.uint64), percentile, side="right").tolist()
+        tinge: list[int] = np.searchsorted(np.array([85, 95, 99], dtype=np.uint64), percentile, side="right").tolist()
+        return tinge
 
     return resolve
 
@@ -118,7 +120,8 @@ def _mine(ctx: PageContext) -> list[str | None]:
 
 @leaf("DeliveryTime", "min_business_days")
 def _min_days(ctx: PageContext) -> list[int]:
-    return ((ctx.words(Salt.DELIVERY) % np.uint64(5)) + np.uint64(1)).astype(np.int64).tolist()
+    days: list[int] = ((ctx.words(Salt.DELIVERY) % np.uint64(5)) + np.uint64(1)).astype(np.int64).tolist()
+    return days
 
 
 @leaf("DeliveryTime", "max_business_days")
@@ -177,7 +180,8 @@ def _labgrown_type(ctx: PageContext) -> list[str | None]:
 
 @leaf("Certificate", "treated")
 def _treated(ctx: PageContext) -> list[bool]:
-    return (ctx.units(Salt.LABGROWN) < np.where(ctx.cols.labgrown, 0.15, 0.005)).tolist()
+    treated: list[bool] = (ctx.units(Salt.LABGROWN) < np.where(ctx.cols.labgrown, 0.15, 0.005)).tolist()
+    return treated
 
 
 def _fancy(options: tuple[Any, ...], shift: int) -> Leaf:

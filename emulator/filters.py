@@ -86,7 +86,7 @@ class StoneFilter:
 
     def mask(self, cols: Columns) -> np.ndarray:
         """Boolean mask of the stones that match (SOLD stones never do)."""
-        keep = cols.availability != vocab.SOLD
+        keep: np.ndarray = cols.availability != vocab.SOLD
         if self.stones is not None:
             chosen = np.zeros(len(cols), dtype=bool)
             chosen[np.asarray(self.stones, dtype=np.int64)] = True

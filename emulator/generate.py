@@ -111,12 +111,13 @@ def _price_per_carat(
     natural += np.where(rng.random(n) < 0.02, rng.exponential(1.3, n), 0.0)
     grown = np.log(135.0) + 0.30 * log_ct + 0.3 * (color_adj + clarity_adj) + rng.normal(0.0, 0.45, n)
     grown += np.where(rng.random(n) < 0.03, rng.exponential(1.0, n), 0.0)
-    return np.where(lab, np.clip(np.exp(grown), 40.0, 5_000.0), np.clip(np.exp(natural), 250.0, 100_000.0))
+    prices: np.ndarray = np.where(
+        lab, np.clip(np.exp(grown), 40.0, 5_000.0), np.clip(np.exp(natural), 250.0, 100_000.0)
+    )
+    return prices
 
 
-def _chunk(
-    rng: np.random.Generator, n: int, labgrown_share: float, updated_ms: tuple[int, int]
-) -> Columns:
+def _chunk(rng: np.random.Generator, n: int, labgrown_share: float, updated_ms: tuple[int, int]) -> Columns:
     lab = rng.random(n) < labgrown_share
     shape = _categorical(rng, vocab.SHAPE_WEIGHTS, n)
     carats_h = _carats(rng, lab)

@@ -83,7 +83,8 @@ def mix64_array(x: np.ndarray) -> np.ndarray:
     x = x * np.uint64(_M1)
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(_M2)
-    return x ^ (x >> np.uint64(31))
+    mixed: np.ndarray = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 @lru_cache(maxsize=1024)

@@ -101,8 +101,14 @@ _PATCHES: dict[str, tuple[tuple[str, str], Callable[[Any, int], Any]]] = {
     "unknown_lab": (("Certificate", "lab"), lambda _v, _i: "XYZ LAB"),
     "unknown_availability": (("Diamond", "availability"), lambda _v, _i: "RESERVED-MAYBE"),
 }
+
+
+def _long_patch(field: tuple[str, str]) -> Callable[[Any, int], Any]:
+    return lambda _v, i: _long(f"{field[0]}.{field[1]}", i)
+
+
 for _kind, _field in LONG_FIELDS.items():
-    _PATCHES[_kind] = (_field, lambda _v, i, _f=_field: _long(f"{_f[0]}.{_f[1]}", i))
+    _PATCHES[_kind] = (_field, _long_patch(_field))
 
 # A stone served under another stone's stone id (diamond.id): a page neighbour's, or a far stone's
 # of the same kind (natural or lab-grown), which usually lies in another price band (partition).
@@ -132,7 +138,11 @@ def kinds(hasher: StoneHasher, indices: np.ndarray, rate: float, allowed: Sequen
 
 
 def stolen_ids(
-    inventory: Any, stones: np.ndarray, stone_kinds: np.ndarray, malformed_kinds: np.ndarray, clean: Callable
+    inventory: Any,
+    stones: np.ndarray,
+    stone_kinds: np.ndarray,
+    malformed_kinds: np.ndarray,
+    clean: Callable[[np.ndarray], np.ndarray],
 ) -> dict[int, str]:
     """Row in the page -> the other stone's id it is served under (duplicate kinds only).
 
@@ -154,7 +164,7 @@ def stolen_ids(
     return stolen
 
 
-def across_twins(inventory: Any, indices: np.ndarray, clean: Callable) -> list[int | None]:
+def across_twins(inventory: Any, indices: np.ndarray, clean: Callable[[np.ndarray], np.ndarray]) -> list[int | None]:
     """Per stone: the first live, clean stone of the same kind from half the inventory further on."""
     live = inventory.live()
     candidates = live[clean(live)]
@@ -195,5 +205,6 @@ def add_keys(type_name: str, rows: list[dict[str, Any] | None], stone_kinds: np.
     if type_name != "Diamond":
         return
     for row in np.flatnonzero(stone_kinds == KINDS.index(NUL_KEY)).tolist():
-        if rows[row] is not None:
-            rows[row]["supplier_note\x00"] = "kept"
+        diamond = rows[row]
+        if diamond is not None:
+            diamond["supplier_note\x00"] = "kept"

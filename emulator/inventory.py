@@ -206,7 +206,8 @@ class Inventory:
             parts = []
             for flag in self._flags(query):
                 lo, hi = self._band_slice(flag, query)
-                parts.append(self._price_index[flag].stones[lo:hi])  # type: ignore[index]
+                assert self._price_index is not None  # _band_slice built it
+                parts.append(self._price_index[flag].stones[lo:hi])
             return np.sort(np.concatenate(parts))
         return np.flatnonzero(query.mask(self._cols))
 
@@ -233,4 +234,5 @@ class Inventory:
 
 def discount_bp(price_cents: np.ndarray, list_cents: np.ndarray) -> np.ndarray:
     """Discount to the list price in basis points (-3550 = -35.50 %): what item `discount` serves."""
-    return np.round((price_cents / list_cents - 1.0) * 10_000).astype(np.int64)
+    discount: np.ndarray = np.round((price_cents / list_cents - 1.0) * 10_000).astype(np.int64)
+    return discount

@@ -22,8 +22,24 @@ MEDIA = "https://media.nivoda-emulator.test"
 CERTIFICATES = "https://certificates.nivoda-emulator.test"
 
 # Synthetic supplier names: invented word lists, not real companies.
-_NAME_HEADS = ("Aurum", "Lumen", "Facet", "Prism", "Stellar", "Radiant", "Solitaire", "Zenith", "Opaline", "Meridian",
-               "Corona", "Halcyon", "Vesta", "Orion", "Lyra", "Cascade")
+_NAME_HEADS = (
+    "Aurum",
+    "Lumen",
+    "Facet",
+    "Prism",
+    "Stellar",
+    "Radiant",
+    "Solitaire",
+    "Zenith",
+    "Opaline",
+    "Meridian",
+    "Corona",
+    "Halcyon",
+    "Vesta",
+    "Orion",
+    "Lyra",
+    "Cascade",
+)
 _NAME_TAILS = ("Gems", "Diamonds", "Stones", "Jewels", "Exports", "Impex", "Brilliants")
 _LEGAL_FORMS = ("Pvt Ltd", "LLC", "BVBA", "Ltd", "DMCC", "Inc")
 SUPPLIER_COUNT = 240
@@ -115,7 +131,8 @@ class PageContext:
         )
 
     def is_round(self) -> np.ndarray:
-        return self.cols.shape == 0
+        round_: np.ndarray = self.cols.shape == 0
+        return round_
 
     def measurements(self) -> dict[str, np.ndarray]:
         """Millimetres and percentages consistent with carats and shape."""
@@ -147,4 +164,5 @@ class PageContext:
         kind = malformed.ABSENT_OBJECTS.get(field)
         if kind is None or not self.any_malformed:
             return None
-        return self.kinds == kind
+        absent: np.ndarray = self.kinds == kind
+        return absent

@@ -179,12 +179,13 @@ def build() -> GraphQLSchema:
     schema = build_schema(SDL)
     scalar = schema.type_map["EnumString"]
     assert isinstance(scalar, GraphQLScalarType)
-    # build_schema gives custom scalars pass-through coercion; install the lenient enum rules.
-    scalar.coerce_input_literal = _enum_string_literal  # type: ignore[method-assign,assignment]
+    # build_schema gives custom scalars pass-through coercion; install the lenient enum rules. (graphql-core
+    # types parse_* and serialize as methods, so replacing them on this instance needs the ignores.)
+    scalar.coerce_input_literal = _enum_string_literal
     scalar.parse_literal = _enum_string_literal  # type: ignore[method-assign,assignment]
-    scalar.coerce_input_value = _enum_string_value  # type: ignore[method-assign,assignment]
+    scalar.coerce_input_value = _enum_string_value
     scalar.parse_value = _enum_string_value  # type: ignore[method-assign]
-    scalar.coerce_output_value = _enum_string_value  # type: ignore[method-assign,assignment]
+    scalar.coerce_output_value = _enum_string_value
     scalar.serialize = _enum_string_value  # type: ignore[method-assign]
     return schema
 

@@ -127,12 +127,14 @@ class FeedService:
             raise FieldError(UNAUTHORIZED_MESSAGE, UNAUTHENTICATED)
 
     # -- resolvers of the fields above the items -----------------------------------------------
-    def _authenticate(self, run: _Run, _parent: GraphQLObjectType, nodes: list[FieldNode], path: list[str],
-                      _token: str | None) -> dict[str, Any]:
+    def _authenticate(
+        self, run: _Run, _parent: GraphQLObjectType, nodes: list[FieldNode], path: list[str], _token: str | None
+    ) -> dict[str, Any]:
         return self._fields(run, _AUTH, [n.selection_set for n in nodes], path, None)
 
-    def _login(self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str],
-               _token: str | None) -> dict[str, Any] | None:
+    def _login(
+        self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str], _token: str | None
+    ) -> dict[str, Any] | None:
         args = self._args(run, parent, nodes)
         issued = self.tokens.login(args["username"], args["password"])
         if issued is None:
@@ -140,21 +142,24 @@ class FeedService:
         session = {"token": issued, "expires_in": int(self.tokens.ttl_seconds)}
         return project_object(run.plan(_SESSION, nodes), _SESSION.name, session)
 
-    def _as(self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], path: list[str],
-            _token: str | None) -> dict[str, Any]:
+    def _as(
+        self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], path: list[str], _token: str | None
+    ) -> dict[str, Any]:
         token = self._args(run, parent, nodes)["token"]
         self._authorise(run, token)
         return self._fields(run, _AS, [n.selection_set for n in nodes], path, token)
 
-    def _count(self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str],
-               token: str | None) -> int:
+    def _count(
+        self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str], token: str | None
+    ) -> int:
         self._authorise(run, token)
         query = parse_query(self._args(run, parent, nodes).get("query"), self.inventory.resolve_ids)
         self.stats.count()
         return _reported(self.inventory.count(query), run.settings)
 
-    def _diamonds(self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str],
-                  token: str | None) -> dict[str, Any]:
+    def _diamonds(
+        self, run: _Run, parent: GraphQLObjectType, nodes: list[FieldNode], _path: list[str], token: str | None
+    ) -> dict[str, Any]:
         self._authorise(run, token)
         args = self._args(run, parent, nodes)
         query = parse_query(args.get("query"), self.inventory.resolve_ids)
@@ -177,7 +182,7 @@ class FeedService:
                 out[planned.key] = max(reported - offset, 0) if run.settings.total_count_minus_offset else reported
             elif planned.name == "items" and ordered is not None and planned.children is not None:
                 take = _page_size(self.inventory.seed, run.settings, query, order, offset, limit, count)
-                stones = ordered[offset:offset + take]
+                stones = ordered[offset : offset + take]
                 ctx = self._page_context(stones, run.settings)
                 out[planned.key] = project_page(planned.children, "Item", ctx)
                 self.stats.page(len(stones), short=take < limit)
@@ -200,9 +205,10 @@ def hostile_kinds(inventory: Inventory, stones: np.ndarray, settings: FaultSetti
 
 def served_clean(inventory: Inventory, stones: np.ndarray, settings: FaultSettings) -> np.ndarray:
     """Stones served exactly as generated: neither malformed nor hostile."""
-    return (hostile_kinds(inventory, stones, settings) == hostile.CLEAN) & (
+    clean: np.ndarray = (hostile_kinds(inventory, stones, settings) == hostile.CLEAN) & (
         malformed.kinds(inventory.hasher, stones, settings.malformed_item_rate) == malformed.CLEAN
     )
+    return clean
 
 
 _RESOLVERS: dict[str, Resolver] = {
@@ -218,7 +224,9 @@ def _introspect(prepared: Prepared) -> dict[str, Any]:
     # Rare (schema tooling): graphql-core's executor answers it; our own fields resolve to null.
     operation = prepared.operation
     result = execute_sync(
-        SCHEMA, prepared.document.document, variable_values=prepared.raw_variables,
+        SCHEMA,
+        prepared.document.document,
+        variable_values=prepared.raw_variables,
         operation_name=operation.name.value if operation.name else None,
     )
     body: dict[str, Any] = {"data": result.data}

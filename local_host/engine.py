@@ -143,7 +143,9 @@ def child_result(task_id: int, status: str, output: str | None, error: str | Non
 # --- internals
 
 
-def _retry_bookkeeping(instance: Instance, incoming: dict[str, Any], now: datetime, episode: Episode) -> list[dict]:
+def _retry_bookkeeping(
+    instance: Instance, incoming: dict[str, Any], now: datetime, episode: Episode
+) -> list[dict[str, Any]]:
     """What the SDK opens for a call with retry when `incoming` is replayed, numbered as the SDK numbers it."""
     kind = incoming["EventType"]
     decisions: list[dict[str, Any]] = []
@@ -175,9 +177,11 @@ def _retry_bookkeeping(instance: Instance, incoming: dict[str, Any], now: dateti
     return decisions
 
 
-def _schedule_new_actions(instance: Instance, actions: list[Any], now: datetime, episode: Episode) -> list[dict]:
+def _schedule_new_actions(
+    instance: Instance, actions: list[Any], now: datetime, episode: Episode
+) -> list[dict[str, Any]]:
     flat = flatten(actions)
-    decisions = []
+    decisions: list[dict[str, Any]] = []
     for action in flat[instance.actions_seen :]:
         kind = action.get("actionType")
         if kind in (Action.CALL_ACTIVITY, Action.CALL_ACTIVITY_WITH_RETRY):
@@ -213,7 +217,9 @@ def _schedule_new_actions(instance: Instance, actions: list[Any], now: datetime,
     return decisions
 
 
-def _dispatch(instance: Instance, kind: str, task_id: int, action: dict, now: datetime, episode: Episode) -> dict:
+def _dispatch(
+    instance: Instance, kind: str, task_id: int, action: dict[str, Any], now: datetime, episode: Episode
+) -> dict[str, Any]:
     input_json = _input_text(action.get("input"))
     if kind == "activity":
         episode.activities.append(ActivityCall(task_id, action["functionName"], input_json))

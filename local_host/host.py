@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from local_host import store
 from local_host.engine import activity_failure, activity_result, run_episode
 from shared.db.pools import unavailable
+from shared.db.rows import one
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class LocalHost:
         self._stop.clear()
         self._hold_liveness()
         self.reclaim_dead_hosts()
+        loops: list[tuple[str, Callable[..., None], Callable[[], bool] | None]]
         loops = [("dispatch", self._loop, self.dispatch_one)] * self.dispatchers
         loops += [("activity", self._loop, self.run_one_activity)] * self.activity_workers
         loops += [("leases", self._lease_loop, None)]
@@ -147,8 +149,12 @@ class LocalHost:
         free for dead and release its leases. A database restart frees it; the lease loop takes it again."""
         if self._liveness is not None:
             self._liveness.close()
-        self._liveness = psycopg.connect(self.pool.conninfo, autocommit=True)
+        self._liveness = psycopg.connect(self._conninfo(), autocommit=True)
         self._liveness.execute("SELECT pg_advisory_lock(%s)", (_liveness_key(self.host_id),))
+
+    def _conninfo(self) -> str:
+        conninfo = self.pool.conninfo
+        return conninfo() if callable(conninfo) else conninfo
 
     def wake(self) -> None:
         with self._wake:
@@ -157,12 +163,12 @@ class LocalHost:
     def reclaim_dead_hosts(self) -> list[str]:
         """Free the leases of hosts that no longer hold their liveness lock."""
         reclaimed = []
-        with psycopg.connect(self.pool.conninfo, autocommit=True) as probe:
+        with psycopg.connect(self._conninfo(), autocommit=True) as probe:
             for holder in store.lease_holders(probe):
                 if holder == self.host_id:
                     continue
                 key = _liveness_key(holder)
-                (free,) = probe.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                (free,) = one(probe.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone())
                 if free:
                     released = store.release_leases(probe, holder)
                     probe.execute("SELECT pg_advisory_unlock(%s)", (key,))

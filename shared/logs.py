@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TextIO
 
 from opentelemetry import trace
 
@@ -139,17 +140,17 @@ def install_correlation() -> None:
             record.__dict__.update(context)
         return record
 
-    stamped.caratflow_correlation = True  # type: ignore[attr-defined]
+    stamped.caratflow_correlation = True  # type: ignore[attr-defined]  # a marker on the function object
     logging.setLogRecordFactory(stamped)
 
 
-class _CurrentStderr(logging.StreamHandler):
+class _CurrentStderr(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stderr is when a record is emitted, not when logging was configured: a
     caller that swaps sys.stderr (pytest's capture, per test) must not leave a handler on a closed file
     for the threads that log later."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from shared.db.rows import one
+
 GATE_SQL = """SELECT outcome, remaining, retry_after_ms, reset_after_ms, dataset_version
               FROM caratflow_api_gate(%s, %s, %s, %s, %s, %s)"""
 ADMIT_SQL = "SELECT admitted, remaining, retry_after_ms, reset_after_ms FROM caratflow_admit(%s, %s, %s)"
@@ -72,10 +74,10 @@ async def gate(
     row = await (
         await conn.execute(GATE_SQL, (key_id, nonce, nonce_expires_at, budget.name, budget.interval, budget.burst))
     ).fetchone()
-    return GateOutcome(*row)
+    return GateOutcome(*one(row))
 
 
 async def admit(conn: psycopg.AsyncConnection, budget: Budget) -> Admission:
     """Spend one slot of `budget`, if it has one (a refusal leaves the budget as it was)."""
     row = await (await conn.execute(ADMIT_SQL, (budget.name, budget.interval, budget.burst))).fetchone()
-    return Admission(*row)
+    return Admission(*one(row))

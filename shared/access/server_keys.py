@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from shared.db.rows import one
+
 VERIFYING = 2
 TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits: forging one takes ~2^128 tries
 MAX_TOKEN_CHARS = 2048
@@ -108,5 +110,6 @@ def load(conn: psycopg.Connection) -> ServerKeys:
 
 def rotate(conn: psycopg.Connection) -> int:
     """Add a signing key; the previous one still verifies until the next rotation. Returns its version."""
-    (version,) = conn.execute("INSERT INTO api_server_keys DEFAULT VALUES RETURNING key_version").fetchone()
-    return version
+    (version,) = one(conn.execute("INSERT INTO api_server_keys DEFAULT VALUES RETURNING key_version").fetchone())
+    key_version: int = version
+    return key_version

@@ -24,6 +24,7 @@ def token_password(credential: Any = None) -> Callable[[], str]:
         credential = DefaultAzureCredential()
 
     def password() -> str:
-        return credential.get_token(POSTGRES_SCOPE).token
+        token: str = credential.get_token(POSTGRES_SCOPE).token
+        return token
 
     return password

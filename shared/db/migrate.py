@@ -69,7 +69,7 @@ def migrate(conn: psycopg.Connection, migrations: list[Migration] | None = None)
                    checksum   text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        applied: dict[int, str] = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
         done = []
         for migration in migrations:
             if migration.version in applied:

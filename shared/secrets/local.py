@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from shared.secrets.base import SecretNotFound, SecretStoreUnavailable, check_name, check_version
 
@@ -38,7 +38,8 @@ class LocalSecretStore:
             raise SecretNotFound(f"secret {name} version {version}: not found in {self.path}")
         if not entry["enabled"]:
             raise SecretNotFound(f"secret {name} version {version}: disabled")
-        return entry["value"]
+        value: str = entry["value"]  # a str: _read checked every entry's shape
+        return value
 
     def create_version(self, name: str, value: str) -> str:
         check_name(name)
@@ -98,7 +99,7 @@ class LocalSecretStore:
         problem = _shape_problem(document)
         if problem:
             raise SecretStoreUnavailable(f"{self.path}: the secret store is corrupt ({problem}); fix or move it")
-        return document
+        return cast(Document, document)  # _shape_problem found none
 
     def _write(self, document: Document) -> None:
         # mkstemp creates the file 0600, and os.replace keeps that mode on the final name.
