@@ -15,12 +15,12 @@ from webhooks import target
 from shared.notify.events import record_auth_blocked, record_event
 from shared.notify.targets import EVENT_KINDS
 from shared.planning.partitions import Partition
-from shared.sync import runs
+from shared.runs import lifecycle
 from shared.sync.finalize import finalize_run
 
 
 def _prepared_run(conn: psycopg.Connection, fetched: int, failed: int = 0) -> uuid.UUID:
-    run = runs.create_run(
+    run = lifecycle.create_run(
         conn,
         run_id=uuid.uuid4(),
         feed=f"feed-{uuid.uuid4().hex[:8]}",  # one active run per feed: each run its own feed
@@ -30,8 +30,8 @@ def _prepared_run(conn: psycopg.Connection, fetched: int, failed: int = 0) -> uu
         as_of=datetime.now(UTC),
     )
     count = fetched + failed
-    runs.save_plan(conn, run.run_id, [Partition(partition_no=n, dpc_from=n * 10, dpc_to=n * 10 + 10,
-                                                expected_count=0) for n in range(count)], {})  # fmt: skip
+    planned = [Partition(partition_no=n, dpc_from=n * 10, dpc_to=n * 10 + 10, expected_count=0) for n in range(count)]
+    lifecycle.save_plan(conn, run.run_id, planned, {})
     conn.execute(
         "UPDATE partitions SET status = CASE WHEN partition_no < %s THEN 'fetched' ELSE 'dead_lettered' END "
         "WHERE run_id = %s",
@@ -67,10 +67,10 @@ def test_finalize_records_the_run_outcome_in_its_transaction(database_url: str) 
 def test_a_failure_records_one_event_naming_what_failed(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
         consolidating, fetching = _prepared_run(conn, 1), _prepared_run(conn, 1)
-        runs.set_status(conn, consolidating, "consolidating")
-        runs.set_status(conn, consolidating, "failed", error="consolidation kept failing")
-        runs.set_status(conn, consolidating, "failed", error="and again")  # a repeated activity
-        runs.set_status(conn, fetching, "failed", error="only 0 of 1 partitions fetched")
+        lifecycle.set_status(conn, consolidating, "consolidating")
+        lifecycle.set_status(conn, consolidating, "failed", error="consolidation kept failing")
+        lifecycle.set_status(conn, consolidating, "failed", error="and again")  # a repeated activity
+        lifecycle.set_status(conn, fetching, "failed", error="only 0 of 1 partitions fetched")
         conn.commit()
         events = _events(conn)
     assert [(kind, subject) for kind, subject, _ in events] == [
