@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -39,6 +40,7 @@ from common import emulator_process, machine, throwaway_database, write_section 
 from emulator.config import EmulatorConfig  # noqa: E402
 from local_host.runtime import LocalRuntime  # noqa: E402
 from shared.config import Settings, load_settings  # noqa: E402
+from shared.db.rows import one  # noqa: E402
 from shared.feed.page import FeedItem, FeedPage  # noqa: E402
 from shared.planning.partitions import Partition  # noqa: E402
 from shared.runs import lifecycle, partitions  # noqa: E402
@@ -52,7 +54,7 @@ FEEDS = ("nivoda-natural", "nivoda-labgrown")
 CREDENTIALS = EmulatorConfig()
 
 
-def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings:
+def settings_for(database: str, url: str, folder: Path, **overrides: Any) -> Settings:
     values = {
         "database_url": database,
         "nivoda_endpoint": url,
@@ -68,7 +70,7 @@ def settings_for(database: str, url: str, folder: Path, **overrides) -> Settings
 FINALIZE_SECONDS: dict[str, float] = {}  # per feed, of the last full_sync
 
 
-def timed_finalize(conn: psycopg.Connection, run_id: uuid.UUID) -> dict:
+def timed_finalize(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
     """finalize_run as the activity calls it, timed."""
     started = time.perf_counter()
     summary = finalize_run(conn, run_id)
@@ -76,16 +78,15 @@ def timed_finalize(conn: psycopg.Connection, run_id: uuid.UUID) -> dict:
     return summary
 
 
-def full_sync(runtime: LocalRuntime) -> dict:
+def full_sync(runtime: LocalRuntime) -> dict[str, Any]:
     """Both feeds at once, as their timers would start them; returns the summed figures."""
     import activities.sync
 
-    activities.sync.finalize = timed_finalize  # the finalize_run activity's call, timed
+    # The finalize_run activity's call, timed (a name activities.sync imports, not one it exports).
+    activities.sync.finalize = timed_finalize  # type: ignore[attr-defined]
     FINALIZE_SECONDS.clear()
     started = time.perf_counter()
-    instances = [
-        runtime.client.start_new(SYNC, sync_instance_id(f), sync_request(f, "full", "cli")) for f in FEEDS
-    ]
+    instances = [runtime.client.start_new(SYNC, sync_instance_id(f), sync_request(f, "full", "cli")) for f in FEEDS]
     statuses = [runtime.client.wait_for_completion(i, timeout=7200, poll=0.5) for i in instances]
     wall = time.perf_counter() - started
     summaries = [s.output for s in statuses]
@@ -99,12 +100,12 @@ def full_sync(runtime: LocalRuntime) -> dict:
     }
 
 
-def raw_rows(database: str) -> list[tuple]:
+def raw_rows(database: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(database) as conn:
         return conn.execute("SELECT feed, stone_id, offer_id, payload::text, payload_hash FROM raw_stones").fetchall()
 
 
-def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
+def upsert_rate(database: str, rows: list[tuple[Any, ...]], *, changed: bool) -> float:
     """Rows/s through the fetch path's page transaction (pages of 50, one partition per feed)."""
     run_id = uuid.uuid4()
     # A run of its own feed name with one partition per feed, claimed as a fetch activity would.
@@ -139,7 +140,7 @@ def upsert_rate(database: str, rows: list[tuple], *, changed: bool) -> float:
     return rate
 
 
-def copy_ceiling(database: str, rows: list[tuple]) -> float:
+def copy_ceiling(database: str, rows: list[tuple[Any, ...]]) -> float:
     with psycopg.connect(database) as conn:
         conn.execute("CREATE TEMP TABLE raw_ceiling (LIKE raw_stones INCLUDING ALL)")
         run_id = uuid.uuid4()
@@ -165,7 +166,7 @@ def consolidation_rate(runtime: LocalRuntime, database: str, workers: int, *, fi
             "INSERT INTO raw_pending (feed, stone_id, payload_hash) SELECT feed, stone_id, payload_hash FROM raw_stones"
             " ON CONFLICT DO NOTHING"
         )
-        (rows,) = conn.execute("SELECT count(*) FROM raw_pending").fetchone()
+        (rows,) = one(conn.execute("SELECT count(*) FROM raw_pending").fetchone())
     started = time.perf_counter()
     threads = [
         threading.Thread(
@@ -184,10 +185,11 @@ def consolidation_rate(runtime: LocalRuntime, database: str, workers: int, *, fi
         thread.start()
     for thread in threads:
         thread.join()
-    return rows / (time.perf_counter() - started)
+    rate: float = rows / (time.perf_counter() - started)
+    return rate
 
 
-def latency_run(size: int) -> dict:
+def latency_run(size: int) -> dict[str, Any]:
     """300 ms per request, the default 25 req/s budget: is the budget, not the latency, the limit?"""
     with (
         throwaway_database() as database,
@@ -200,10 +202,12 @@ def latency_run(size: int) -> dict:
         with LocalRuntime(settings, activity_workers=12) as runtime:
             result = full_sync(runtime)
             with runtime.pool.connection() as conn:
-                (queries,) = conn.execute("SELECT sum((plan->>'count_queries')::int) FROM runs").fetchone()
-                (fetch_wall,) = conn.execute(
-                    "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM partitions"
-                ).fetchone()
+                (queries,) = one(conn.execute("SELECT sum((plan->>'count_queries')::int) FROM runs").fetchone())
+                (fetch_wall,) = one(
+                    conn.execute(
+                        "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM partitions"
+                    ).fetchone()
+                )
     return {**result, "queries": queries, "fetch_wall": float(fetch_wall)}
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -210,10 +211,11 @@ def run_sync(runtime):
     """Start a run of `feed` through the local host and wait for its summary."""
     from shared.runs.starts import sync_instance_id, sync_request
 
-    def run(feed: str, kind: str = "full", timeout: float = 180) -> dict:
+    def run(feed: str, kind: str = "full", timeout: float = 180) -> dict[str, Any]:
         instance = runtime.client.start_new("sync_run", sync_instance_id(feed), sync_request(feed, kind, "cli"))
         status = runtime.client.wait_for_completion(instance, timeout=timeout)
         assert status.runtime_status == "Completed", status.error
-        return status.output
+        output: dict[str, Any] = status.output
+        return output
 
     return run

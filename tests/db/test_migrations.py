@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,7 +24,7 @@ ORDER BY 1, 2, 3
 """
 
 
-def _snapshot(url: str) -> list[tuple]:
+def _snapshot(url: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(SCHEMA_SNAPSHOT).fetchall()
 
@@ -107,7 +108,7 @@ def test_failed_migration_leaves_nothing_behind(empty_database_url: str) -> None
         ("INSERT INTO runs (run_id, feed, kind, trigger) VALUES (gen_random_uuid(), 'f', 'full', %s)", ("cron",)),
     ],
 )
-def test_status_columns_are_constrained(database_url: str, statement: str, params: tuple) -> None:
+def test_status_columns_are_constrained(database_url: str, statement: str, params: tuple[str]) -> None:
     with psycopg.connect(database_url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(statement, params)
 

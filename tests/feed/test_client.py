@@ -44,7 +44,13 @@ def all_requests(feed: RunningEmulator) -> int:
     return sum(sum(outcomes.values()) for outcomes in feed.stats.snapshot()["requests"].values())
 
 
-def make_client(settings: Settings, pool, feed: RunningEmulator, **overrides) -> NivodaClient:
+class RecordingClient(NivodaClient):
+    """A client whose backoff waits `make_client` records in `delays`."""
+
+    delays: list[float]
+
+
+def make_client(settings: Settings, pool, feed: RunningEmulator, **overrides) -> RecordingClient:
     budget = PostgresRequestBudget(pool, "nivoda", overrides.pop("rate", 1000))
     delays: list[float] = []
 
@@ -65,14 +71,15 @@ def make_client(settings: Settings, pool, feed: RunningEmulator, **overrides) ->
         "sleep": sleep,
         **overrides,
     }
-    client = NivodaClient(**options)
-    client.delays = delays  # type: ignore[attr-defined]
+    client = RecordingClient(**options)
+    client.delays = delays
     return client
 
 
 def truth(feed: RunningEmulator, labgrown: bool | None) -> int:
     params = {} if labgrown is None else {"labgrown": str(labgrown).lower()}
-    return httpx.get(f"{feed.base_url}/_emulator/truth", params=params).json()["count"]
+    count: int = httpx.get(f"{feed.base_url}/_emulator/truth", params=params).json()["count"]
+    return count
 
 
 @pytest.mark.parametrize("mode", ["header", "wrapper"])
@@ -88,7 +95,7 @@ def test_count_and_page_in_both_token_modes(settings, pool, feed, mode: str) -> 
 
 def walk(source: NivodaSource, band: PriceBand, limit: int = 50) -> tuple[list[str], int]:
     """Page a band to its end: advance by what arrived, stop only at an empty page."""
-    offset, ids, pages = 0, [], 0
+    offset, ids, pages = 0, list[str](), 0
     while True:
         page = source.page(band, offset, limit)
         pages += 1
@@ -147,7 +154,7 @@ def test_malformed_items_are_rejected_with_reasons_and_the_page_goes_on(settings
         {"latency_ms": 20, "latency_jitter_ms": 20},
     ],
 )
-def test_client_survives_each_fault(settings, pool, feed, fault: dict) -> None:
+def test_client_survives_each_fault(settings, pool, feed, fault: dict[str, float]) -> None:
     feed.faults.replace(FaultSettings(short_page_rate=0.0, **fault))
     client = make_client(settings, pool, feed, timeout=0.5, max_attempts=10)
     expected = truth(feed, False)

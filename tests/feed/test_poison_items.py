@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import psycopg
 import pytest
 
+from shared.db.rows import one
 from shared.feed.nivoda.items import validate_items
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "id": "offer-1",
     "price": 12345,
     "diamond": {"id": "stone-1", "certificate": {"shape": "ROUND", "carats": 1.01}},
 }
 
 
-def _with(path: tuple, value) -> dict:
+def _with(path: tuple[str, ...], value: object) -> dict[str, Any]:
     item = copy.deepcopy(GOOD)
     node = item
     for key in path[:-1]:
@@ -45,6 +47,6 @@ def test_one_poison_item_is_one_reject_and_the_page_goes_on(path, value, reason,
     assert [r.item_index for r in rejects] == [1]
     assert reason in rejects[0].reason
     with psycopg.connect(database_url) as conn:
-        stored = conn.execute("SELECT %s::jsonb, %s::text", (rejects[0].payload, rejects[0].stone_id)).fetchone()
+        stored = one(conn.execute("SELECT %s::jsonb, %s::text", (rejects[0].payload, rejects[0].stone_id)).fetchone())
     kept = json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]  # poison: kept as JSON text
     assert json.dumps(kept, sort_keys=True) == json.dumps(_with(path, value), sort_keys=True)

@@ -13,7 +13,7 @@ KEY = ("https://feed/api", "user")
 
 
 def _jwt(exp: float) -> str:
-    def part(obj: dict) -> str:
+    def part(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     return f"{part({'alg': 'HS256'})}.{part({'exp': exp, 'sub': 'x'})}.c2lnbmF0dXJl"

@@ -17,7 +17,7 @@ def feed_ids(feed):
 
     def ids(labgrown: bool) -> set[str]:
         token = feed.issue_token()
-        found, offset = set(), 0
+        found, offset = set[str](), 0
         while True:
             answer = httpx.post(
                 feed.url,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from shared.db.rows import one
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
 from shared.runs import lifecycle
@@ -39,10 +40,13 @@ def backlog(runtime, pool) -> int:
 
 
 def _counts(conn: psycopg.Connection) -> tuple[int, int, int]:
-    return conn.execute(
-        """SELECT (SELECT count(*) FROM raw_pending),
-                  (SELECT count(*) FROM diamonds), (SELECT count(*) FROM mapping_rejects)"""
-    ).fetchone()
+    counts: tuple[int, int, int] = one(
+        conn.execute(
+            """SELECT (SELECT count(*) FROM raw_pending),
+                      (SELECT count(*) FROM diamonds), (SELECT count(*) FROM mapping_rejects)"""
+        ).fetchone()
+    )
+    return counts
 
 
 def test_two_consolidators_process_every_row_once(pool, backlog: int) -> None:

@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import psycopg
 import pytest
 
 from emulator.server import RunningEmulator
+from shared.db.rows import one
 
 CATALOGUE = """SELECT stone_id, offer_id, shape, carats, color, clarity, cost_cents, price_cents, pricing_version,
                       availability, delisted_at IS NULL FROM diamonds ORDER BY stone_id"""
@@ -44,14 +46,15 @@ def environment(database_url: str, feed: RunningEmulator, tmp_path) -> dict[str,
     }
 
 
-def caratflow(*args: str, env: dict[str, str]) -> subprocess.Popen:
+def caratflow(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cli.main", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
 
 
 def pages_served(feed: RunningEmulator) -> int:
-    return feed.stats.snapshot()["pages_served"]
+    served: int = feed.stats.snapshot()["pages_served"]
+    return served
 
 
 def finish(env: dict[str, str]) -> None:
@@ -60,29 +63,31 @@ def finish(env: dict[str, str]) -> None:
     assert host.returncode == 0, errors.decode()[-3000:]
 
 
-def snapshot(database_url: str) -> tuple[list[tuple], list[tuple], int]:
+def snapshot(database_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
     with psycopg.connect(database_url) as conn:
         catalogue = conn.execute(CATALOGUE).fetchall()
         runs = conn.execute("SELECT status, summary->>'fetched' FROM runs").fetchall()
-        (pages,) = conn.execute("SELECT sum(pages) FROM partitions").fetchone()
+        (pages,) = one(conn.execute("SELECT sum(pages) FROM partitions").fetchone())
     return catalogue, runs, pages
 
 
-def summary(database_url: str) -> dict:
+def summary(database_url: str) -> dict[str, Any]:
     """The run's summary, less what differs between any two runs (its id, how long it took)."""
     with psycopg.connect(database_url) as conn:
-        (found,) = conn.execute("SELECT summary FROM runs").fetchone()
+        (found,) = one(conn.execute("SELECT summary FROM runs").fetchone())
     return {key: value for key, value in found.items() if key not in ("run_id", "seconds", "stones_per_second")}
 
 
-def kill_once_consolidating(process: subprocess.Popen, database_url: str) -> bool:
+def kill_once_consolidating(process: subprocess.Popen[bytes], database_url: str) -> bool:
     """SIGKILL the process once some but not all of its run's batches are consolidated; False if it ended first."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         while process.poll() is None:
-            (started,) = conn.execute(
-                """SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'consolidating')
-                          AND EXISTS (SELECT 1 FROM diamonds) AND EXISTS (SELECT 1 FROM raw_pending)"""
-            ).fetchone()
+            (started,) = one(
+                conn.execute(
+                    """SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'consolidating')
+                              AND EXISTS (SELECT 1 FROM diamonds) AND EXISTS (SELECT 1 FROM raw_pending)"""
+                ).fetchone()
+            )
             if started:
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import azure.durable_functions as df
 import psycopg
@@ -42,7 +43,7 @@ def own_settings(cluster: Cluster, tmp_path) -> Settings:
     return load_settings(database_url=SecretStr(cluster.url), scan_store_dir=tmp_path / "scans")
 
 
-def activity(name: str) -> Callable[[dict], dict]:
+def activity(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     import function_app  # what the Functions host and the local host run
 
     return Functions.from_app(function_app.app).activities[name]
@@ -58,12 +59,12 @@ def timed_failure(call: Callable[[], object]) -> tuple[Exception, float]:
 class Attempts:
     """The real activity, noting each attempt's outcome and how long it took."""
 
-    def __init__(self, activity: Callable[[dict], dict]) -> None:
+    def __init__(self, activity: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
         self.activity = activity
         self.outcomes: list[tuple[object, float]] = []
         self.failed = threading.Event()
 
-    def __call__(self, request: dict) -> dict:
+    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         try:
             result = self.activity(request)

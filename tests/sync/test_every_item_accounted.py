@@ -13,6 +13,7 @@ import psycopg
 
 from emulator.config import FaultSettings
 from emulator.hostile import DUPLICATE_ACROSS, DUPLICATE_IN_PAGE, KINDS
+from shared.db.rows import one
 
 FEED = "nivoda-natural"
 
@@ -29,7 +30,7 @@ def test_every_item_is_catalogued_rejected_or_a_recorded_duplicate(feed, run_syn
         at_boundary = conn.execute(
             "SELECT partition_no, page_offset, item_index, reason FROM feed_rejects WHERE run_id = %s", (run,)
         ).fetchall()
-        boundary_reasons = dict(
+        boundary_reasons: dict[str, str] = dict(
             conn.execute("SELECT stone_id, reason FROM feed_rejects WHERE run_id = %s AND stone_id IS NOT NULL", (run,))
         )
         duplicates = conn.execute(
@@ -47,10 +48,12 @@ def test_every_item_is_catalogued_rejected_or_a_recorded_duplicate(feed, run_syn
                WHERE r.feed = %s AND r.last_seen_run_id = %s""",
             (FEED, run),
         ).fetchall()
-        listed_elsewhere = conn.execute(
-            "SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL AND last_seen_run_id <> %s",
-            (FEED, run),
-        ).fetchone()[0]
+        (listed_elsewhere,) = one(
+            conn.execute(
+                "SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL AND last_seen_run_id <> %s",
+                (FEED, run),
+            ).fetchone()
+        )
 
     # Every item served is exactly one of: a raw row of this run, a reject at the boundary, a duplicate.
     assert len(raw) + len(at_boundary) + len(duplicates) == served

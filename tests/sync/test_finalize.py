@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
 
+from shared.db.rows import one
 from shared.sync import finalize
 from shared.sync.finalize import finalize_run
 
@@ -68,13 +70,16 @@ def stale_first_load(conn: psycopg.Connection) -> uuid.UUID:
 
 def believed_rows(conn: psycopg.Connection) -> float:
     """The planner's estimate of FEED's listed stones."""
-    plan = conn.execute(
-        "EXPLAIN (FORMAT JSON) SELECT * FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (FEED,)
-    ).fetchone()[0]
-    return plan[0]["Plan"]["Plan Rows"]
+    (plan,) = one(
+        conn.execute(
+            "EXPLAIN (FORMAT JSON) SELECT * FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (FEED,)
+        ).fetchone()
+    )
+    rows: float = plan[0]["Plan"]["Plan Rows"]
+    return rows
 
 
-def timed_finalize(database_url: str, run: uuid.UUID) -> tuple[dict, float]:
+def timed_finalize(database_url: str, run: uuid.UUID) -> tuple[dict[str, Any], float]:
     options = f"-c statement_timeout={BOUND_SECONDS * 1000}"
     with psycopg.connect(database_url, options=options) as conn:
         started = time.monotonic()
@@ -82,17 +87,17 @@ def timed_finalize(database_url: str, run: uuid.UUID) -> tuple[dict, float]:
         return summary, time.monotonic() - started
 
 
-def assert_finalized(database_url: str, summary: dict) -> None:
+def assert_finalized(database_url: str, summary: dict[str, Any]) -> None:
     assert summary["status"] == "succeeded"
     assert summary["delisted"] == UNSEEN
     assert summary["relisted"] == BACK
     with psycopg.connect(database_url) as conn:
-        (listed,) = conn.execute(
-            "SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (FEED,)
-        ).fetchone()
-        (other,) = conn.execute(
-            "SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (OTHER,)
-        ).fetchone()
+        (listed,) = one(
+            conn.execute("SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (FEED,)).fetchone()
+        )
+        (other,) = one(
+            conn.execute("SELECT count(*) FROM diamonds WHERE feed = %s AND delisted_at IS NULL", (OTHER,)).fetchone()
+        )
     assert listed == STONES - UNSEEN
     assert other == 5_000  # another feed's stones are never delisted by this feed's run
 

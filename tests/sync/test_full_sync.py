@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.rows import namedtuple_row
 
@@ -20,7 +22,8 @@ def test_full_sync_catalogues_exactly_the_feed(
     assert summary["fetched"] == len(expected) == summary["new"] == summary["catalogued"]
     with psycopg.connect(database_url) as conn, conn.cursor(row_factory=namedtuple_row) as cur:
         rules = active_rule_set(conn)
-        rows = cur.execute(
+        # Any: a named-tuple row's fields are known only when the statement runs.
+        rows: list[Any] = cur.execute(
             """SELECT d.feed, d.shape, d.carats, d.cost_cents, d.lab_grown, d.fancy_color, d.price_cents,
                       d.pricing_version, d.pricing_rule_id, (r.payload ->> 'price')::bigint AS feed_price
                FROM diamonds d JOIN raw_stones r USING (feed, stone_id)"""
@@ -45,6 +48,13 @@ def test_second_full_run_changes_nothing(run_sync, listed) -> None:
     assert len(listed("nivoda-labgrown")) == first["fetched"]
 
 
+def started(request: dict[str, Any] | None) -> str:
+    """The instance id of a run start_sync started (None: it found one active)."""
+    assert request is not None
+    instance_id: str = request["instance_id"]
+    return instance_id
+
+
 def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_sync) -> None:
     import asyncio
 
@@ -54,9 +64,9 @@ def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_s
     client = AsyncLocalClient(runtime.client)
     runtime.host.stop()  # hold the first run in Pending so the second timer surely finds it active
     try:
-        first = asyncio.run(start_sync(client, "nivoda-natural", "full", "timer"))["instance_id"]
+        first = started(asyncio.run(start_sync(client, "nivoda-natural", "full", "timer")))
         second = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))
-        other_feed = asyncio.run(start_sync(client, "nivoda-labgrown", "full", "timer"))["instance_id"]
+        other_feed = started(asyncio.run(start_sync(client, "nivoda-labgrown", "full", "timer")))
     finally:
         runtime.host.start()
     assert first == sync_instance_id("nivoda-natural")
@@ -65,7 +75,7 @@ def test_timer_while_a_run_is_active_starts_nothing(runtime: LocalRuntime, run_s
     for instance in (first, other_feed):
         status = runtime.client.wait_for_completion(instance, timeout=180)
         assert status.output["status"] == "succeeded"
-    again = asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer"))["instance_id"]  # idle: starts
+    again = started(asyncio.run(start_sync(client, "nivoda-natural", "incremental", "timer")))  # idle: starts
     assert runtime.client.wait_for_completion(again, timeout=180).output["kind"] == "incremental"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import psycopg
@@ -13,11 +14,13 @@ from pydantic import SecretStr
 
 from emulator.config import FaultSettings
 from shared.db.connect import open_pool
+from shared.db.rows import one
 from shared.feed.nivoda.items import validate_items
 from shared.feed.page import FeedPage
 from shared.feed.registry import get_feed
 from shared.planning.partitions import Partition
 from shared.runs import lifecycle
+from shared.runs.states import RunKind
 from shared.sync.consolidate import consolidate
 from shared.sync.fetch import PageCapReached, fetch_partition
 from shared.sync.finalize import finalize_run
@@ -33,7 +36,7 @@ DUPLICATES = ["duplicate_id_in_page", "duplicate_id_across_pages"]
 BANDS = [(0, 2500), (2500, 5000), (5000, 10000), (10000, None)]
 
 
-def _hostile(feed, kinds: list[str], rate: float) -> list[dict]:
+def _hostile(feed, kinds: list[str], rate: float) -> list[dict[str, Any]]:
     feed.faults.replace(FaultSettings(hostile_item_rate=rate, hostile_kinds=kinds))
     stones = httpx.get(f"{feed.base_url}/_emulator/hostile").json()["stones"]
     natural = set(_natural_offers(feed))
@@ -42,7 +45,7 @@ def _hostile(feed, kinds: list[str], rate: float) -> list[dict]:
 
 def _natural_offers(feed) -> list[str]:
     query = "query($o: Int) { diamonds_by_query(query: {labgrown: false}, offset: $o, limit: 50) { items { id } } }"
-    token, offers = feed.issue_token(), []
+    token, offers = feed.issue_token(), list[str]()
     saved = feed.faults.settings
     feed.faults.replace(FaultSettings())  # the offers as generated, whatever is switched on
     try:
@@ -57,9 +60,10 @@ def _natural_offers(feed) -> list[str]:
     return offers
 
 
-def _item(payload) -> dict:
+def _item(payload: Any) -> dict[str, Any]:
     """A reject's item as served: poison ones are stored as their JSON text (a jsonb string)."""
-    return json.loads(payload) if isinstance(payload, str) else payload
+    item: dict[str, Any] = json.loads(payload) if isinstance(payload, str) else payload
+    return item
 
 
 def test_poison_and_duplicates_never_fail_the_run(feed, run_sync, database_url: str) -> None:
@@ -96,7 +100,7 @@ def test_poison_and_duplicates_never_fail_the_run(feed, run_sync, database_url: 
     clean = set(_natural_offers(feed)) - {s["offer_id"] for s in hostile}
     with psycopg.connect(database_url) as conn:
         landed = {r[0] for r in conn.execute("SELECT offer_id FROM raw_stones")}
-        listed = conn.execute("SELECT count(*) FROM diamonds WHERE delisted_at IS NULL").fetchone()[0]
+        (listed,) = one(conn.execute("SELECT count(*) FROM diamonds WHERE delisted_at IS NULL").fetchone())
     assert len(clean - landed) <= len(stolen)  # a victim of a stolen id may lose to its thief
     assert listed == len(raw_ids)
     # Each stolen id is one duplicate whose winner is the item the raw row holds, at the lowest price.
@@ -130,7 +134,7 @@ def _fetch_all(pool, settings, order: list[int], *, interrupt: bool) -> None:
     assert interrupted >= (2 if interrupt else 0)
 
 
-def _outcome(url: str) -> tuple[list, list]:
+def _outcome(url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     with psycopg.connect(url) as conn:
         held = conn.execute(
             """SELECT stone_id, payload_hash, seen_partition_no, seen_page_offset, seen_item_index
@@ -169,7 +173,7 @@ class _CannedSource:
 
     feed = FEED
 
-    def __init__(self, pages: list[list[dict]]) -> None:
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
         self.pages = pages
 
     def count(self, band, updated_from=None) -> int:
@@ -181,7 +185,7 @@ class _CannedSource:
         return FeedPage(offset, items, rejects)
 
 
-def _offer(offer_id: str, stone_id: str, price_cents: int, carats: str = "1.00") -> dict:
+def _offer(offer_id: str, stone_id: str, price_cents: int, carats: str = "1.00") -> dict[str, Any]:
     certificate = {"shape": "ROUND", "carats": carats, "labgrown": False, "color": "G", "clarity": "VS1"}
     return {"id": offer_id, "price": price_cents, "diamond": {"id": stone_id, "certificate": certificate}}
 
@@ -210,7 +214,7 @@ def test_an_implausible_offer_under_a_stolen_id_never_displaces_the_real_stone(p
         assert lost == [("offer-absurd", None, "offer-real"), ("offer-thief", None, "offer-real")], order
 
 
-def _one_run(pool, items: list[dict], kind: str) -> uuid.UUID:
+def _one_run(pool, items: list[dict[str, Any]], kind: RunKind) -> uuid.UUID:
     """One run of FEED over `items` (one partition, a page each): fetched, consolidated, finalized."""
     run_id = uuid.uuid4()
     with pool.connection() as conn:
@@ -229,11 +233,14 @@ def test_a_listed_stone_the_feed_now_sends_broken_is_delisted_until_it_is_usable
     good = _offer("offer-1", "S-9", 450_000)
     broken = {**good, "diamond": {**good["diamond"], "mine_of_origin": "Ja\x00neng"}}
 
-    def state() -> tuple:
+    def state() -> tuple[Any, ...]:
         with pool.connection() as conn:
-            return conn.execute(
-                "SELECT delisted_at IS NULL, delisted_reason FROM diamonds WHERE stone_id = 'S-9'"
-            ).fetchone()
+            row: tuple[Any, ...] = one(
+                conn.execute(
+                    "SELECT delisted_at IS NULL, delisted_reason FROM diamonds WHERE stone_id = 'S-9'"
+                ).fetchone()
+            )
+        return row
 
     _one_run(pool, [good], "full")
     assert state() == (True, None)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import psycopg
 
 from emulator.config import FaultSettings
+from shared.db.rows import one
 
 
-def tick(feed, **changes) -> dict:
-    return httpx.post(f"{feed.base_url}/_emulator/tick", json=changes).json()
+def tick(feed, **changes) -> dict[str, Any]:
+    ticked: dict[str, Any] = httpx.post(f"{feed.base_url}/_emulator/tick", json=changes).json()
+    return ticked
 
 
 def test_incremental_picks_up_changes_and_the_next_full_run_delists_sold(
@@ -66,7 +70,7 @@ def test_run_survives_faults_with_exact_counts(feed, run_sync, feed_ids, listed,
     broken = {s["id"] for s in served}
     unknown_shape = {s["id"] for s in served if s["kind"] == "unknown_shape"}
     with psycopg.connect(database_url) as conn:
-        feed_rejects = conn.execute("SELECT count(*) FROM feed_rejects").fetchone()[0]
+        (feed_rejects,) = one(conn.execute("SELECT count(*) FROM feed_rejects").fetchone())
         mapping_rejects = {r[0] for r in conn.execute("SELECT stone_id FROM mapping_rejects")}
     assert feed_rejects > 0
     assert summary["fetched"] + feed_rejects == truth  # every served item is either a raw row or a reject

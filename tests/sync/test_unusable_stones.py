@@ -94,7 +94,7 @@ def rejects(pool: ConnectionPool) -> dict[str, str]:
         return dict(conn.execute("SELECT stone_id, reason FROM mapping_rejects").fetchall())
 
 
-def catalogue(pool: ConnectionPool) -> dict[str, tuple]:
+def catalogue(pool: ConnectionPool) -> dict[str, tuple[Any, ...]]:
     """stone_id -> (listed, delisted_reason, cost_cents)."""
     with pool.connection() as conn:
         rows = conn.execute("SELECT stone_id, delisted_at IS NULL, delisted_reason, cost_cents FROM diamonds")
@@ -155,7 +155,7 @@ def test_a_trigger_refusal_is_isolated_too(pool) -> None:
     assert rejects(pool) == {"victim": "refused by the database (P0001): not this one"}
 
 
-UNUSABLE = {
+UNUSABLE: dict[str, dict[str, Any]] = {
     "unknown-shape": {"c_shape": "TRILLION-ISH"},
     "tiny": {"c_carats": 0.001},
     "absurd-price": {"price": 10**20},
@@ -302,8 +302,10 @@ def test_stones_the_feed_turns_hostile_are_delisted_then_relisted_end_to_end(
     assert second["status"] == "succeeded", second  # one 20 kB fancy colour no longer fails the run
     assert listed(FEED) == clean - set(hostile)  # none sold at its stale data
     with psycopg.connect(database_url) as conn:
-        reasons = dict(conn.execute("SELECT stone_id, reason FROM mapping_rejects").fetchall())
-        delisted = dict(conn.execute("SELECT stone_id, delisted_reason FROM diamonds WHERE delisted_at IS NOT NULL"))
+        reasons: dict[str, str] = dict(conn.execute("SELECT stone_id, reason FROM mapping_rejects").fetchall())
+        delisted: dict[str, str] = dict(
+            conn.execute("SELECT stone_id, delisted_reason FROM diamonds WHERE delisted_at IS NOT NULL")
+        )
         at_boundary = {r[0] for r in conn.execute("SELECT stone_id FROM feed_rejects")}
     assert set(delisted) == set(hostile)
     for stone, kind in hostile.items():
