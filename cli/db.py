@@ -10,7 +10,7 @@ from shared.db.connect import connect, database_url
 from shared.db.migrate import migrate
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("db", help="database: migrate, stop the embedded server")
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("migrate", help="apply pending migrations").set_defaults(handler=_migrate)

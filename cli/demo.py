@@ -12,13 +12,13 @@ import argparse
 
 from cli.progress import print_summary, watch
 from local_host.runtime import LocalRuntime
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.db import embedded
 from shared.feed.registry import FEEDS
 from shared.runs.starts import SYNC, sync_instance_id, sync_request
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="embedded database + feed emulator: full sync, tick, incremental sync")
     parser.add_argument("--size", type=int, default=20_000, help="stones in the emulator's inventory")
     parser.add_argument("--seed", type=int, default=7, help="inventory seed")
@@ -80,7 +80,7 @@ def _sync_all(runtime: LocalRuntime, kind: str) -> int:
     return failures
 
 
-def _serve(settings) -> None:
+def _serve(settings: Settings) -> None:
     """Issue a demo search key, print how to call the API with it, serve until Ctrl-C."""
     from caratflow_client.signing import sign_request
     from cli import serve

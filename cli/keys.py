@@ -17,7 +17,7 @@ from shared.db.connect import open_migrated_pool
 from shared.secrets import open_secret_store
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("keys", help="manage API clients and their keys")
     actions = parser.add_subparsers(dest="action", required=True, metavar="action")
     create = actions.add_parser("create", help="issue a key (creates the client if needed)")

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_emulator(commands: argparse._SubParsersAction) -> None:
+def _register_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`caratflow emulator` takes exactly `python -m emulator`'s flags, parsed (and `--help`ed) by this
     parser: one parse, so an unknown flag is reported as such and never swallowed."""
     from emulator import cli as emulator_cli

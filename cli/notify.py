@@ -12,7 +12,7 @@ from shared.notify import store
 from shared.notify.deliver import deliver_due
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("notify", help="notification deliveries: list, show, retry, deliver")
     actions = parser.add_subparsers(dest="action", required=True, metavar="action")
     listing = actions.add_parser("list", help="deliveries, newest first")

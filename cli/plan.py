@@ -15,7 +15,7 @@ from shared.planning.plan import Plan, plan_for
 from shared.planning.store import open_scan_store
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("plan", help="scan feeds and print their partition plans")
     parser.add_argument("--feed", action="append", choices=sorted(FEEDS), help="feed(s) to plan; default: all")
     parser.add_argument("--since", type=_aware, help="plan an incremental run of stones updated since (ISO-8601)")

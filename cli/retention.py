@@ -6,6 +6,8 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 
+from psycopg_pool import ConnectionPool
+
 from local_host.client import AsyncLocalClient, LocalDurableClient
 from shared.config import get_settings
 from shared.db.connect import open_migrated_pool
@@ -14,7 +16,7 @@ from shared.retention.sweep import sweep
 from triggers.maintenance import purge_orchestration_history
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("retention", help="delete what has outlived its retention")
     actions = parser.add_subparsers(dest="action", required=True, metavar="action")
     run = actions.add_parser("run", help="sweep now and print what went, per kind")
@@ -43,7 +45,7 @@ def _retention(args: argparse.Namespace) -> int:
     return 0
 
 
-def _history_line(pool, cutoff: datetime, *, dry_run: bool) -> str:
+def _history_line(pool: ConnectionPool, cutoff: datetime, *, dry_run: bool) -> str:
     label = f"{'orchestration_history':22}"
     if dry_run:
         return f"{label} not counted on a dry run (finished before {cutoff:%Y-%m-%d} would go)"

@@ -28,7 +28,7 @@ from shared.db.migrate import migrate
 log = logging.getLogger("caratflow.serve")
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("serve", help="serve the search API (default 127.0.0.1:7071)")
     parser.add_argument("--host", help="interface (default API_HOST)")
     parser.add_argument("--port", type=int, help="port (default API_PORT)")
@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def run_workers(
-    settings: Settings, host: str, port: int, workers: int, options: dict, logging_mode: tuple[int, bool]
+    settings: Settings, host: str, port: int, workers: int, options: dict[str, Any], logging_mode: tuple[int, bool]
 ) -> int:
     """`workers` server processes, each with its own listening socket on the port (SO_REUSEPORT).
 
@@ -154,7 +154,7 @@ def run_workers(
     return 1 if failed else 0
 
 
-def _worker(settings: Settings, host: str, port: int, options: dict, logging_mode: tuple[int, bool]) -> None:
+def _worker(settings: Settings, host: str, port: int, options: dict[str, Any], logging_mode: tuple[int, bool]) -> None:
     level, json_lines = logging_mode
     logs.configure(level, json_lines=json_lines)
     # A terminal's Ctrl-C reaches every process of the group; the parent forwards it as SIGTERM.

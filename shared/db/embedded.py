@@ -70,7 +70,7 @@ def start(data_dir: Path) -> str:
         with server._lock:
             server.ensure_postgres_running()
     log.info("embedded postgres ready", extra={"pg_dir": str(data_dir)})
-    return server.get_uri()
+    return str(server.get_uri())
 
 
 def stop(data_dir: Path, timeout: float = 30) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,14 @@ import pytest
 from emulator.server import RunningEmulator
 
 
-def caratflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def printed_value(pattern: str, text: str) -> str:
+    """What the command printed for the pattern's group (a key id, a secret)."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern} not in: {text}"
+    return match.group(1)
+
+
+def caratflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli.main", *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -139,16 +147,15 @@ def test_dead_letters_list_and_replay(env, pool, tmp_path) -> None:
 
 def test_keys_create_list_rotate_revoke(env, tmp_path) -> None:
     import json
-    import re
 
     env = {**env, "LOCAL_SECRETS_PATH": str(tmp_path / "secrets.json")}
     created = caratflow("keys", "create", "shop-1", "--scope", "search", "--scope", "admin", env=env)
     assert created.returncode == 0, created.stderr
-    key_id = re.search(r"CARATFLOW_KEY_ID=(ck[0-9a-f]{16})", created.stdout).group(1)
-    secret = re.search(r"CARATFLOW_API_SECRET=(\S+)", created.stdout).group(1)
+    key_id = printed_value(r"CARATFLOW_KEY_ID=(ck[0-9a-f]{16})", created.stdout)
+    secret = printed_value(r"CARATFLOW_API_SECRET=(\S+)", created.stdout)
     rotated = caratflow("keys", "rotate", key_id, "--overlap-hours", "2", env=env)
     assert rotated.returncode == 0, rotated.stderr
-    new_secret = re.search(r"CARATFLOW_API_SECRET=(\S+)", rotated.stdout).group(1)
+    new_secret = printed_value(r"CARATFLOW_API_SECRET=(\S+)", rotated.stdout)
     assert new_secret != secret
     listed = caratflow("keys", "list", env=env)
     (entry,) = [json.loads(line) for line in listed.stdout.splitlines()]
@@ -215,6 +222,7 @@ def test_sync_outlives_a_restart_of_its_database(tmp_path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
+        assert sync.stderr is not None  # stderr=PIPE
         try:
             with psycopg.connect(cluster.url, autocommit=True) as conn:
                 while not conn.execute("SELECT 1 FROM partitions WHERE status = 'fetched'").fetchone():

@@ -23,6 +23,12 @@ from emulator.config import EmulatorConfig
 PROJECT = Path(__file__).resolve().parents[2]
 
 
+def printed_value(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern} not in: {text}"
+    return match.group(1)
+
+
 def test_a_demo_run_logs_no_secret(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -38,6 +44,7 @@ def test_a_demo_run_logs_no_secret(database_url: str, tmp_path: Path) -> None:
     stderr_path = tmp_path / "stderr.log"
     with stderr_path.open("w") as stderr:
         demo = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    assert demo.stdout is not None  # stdout=PIPE
     printed: list[str] = []
     try:
         deadline = time.monotonic() + 300
@@ -46,8 +53,8 @@ def test_a_demo_run_logs_no_secret(database_url: str, tmp_path: Path) -> None:
             assert line or demo.poll() is None, f"demo ended early: {''.join(printed)}"
             printed.append(line)
             assert time.monotonic() < deadline, "the demo did not reach the API"
-        key_id = re.search(r"CARATFLOW_KEY_ID=(\S+)", "".join(printed)).group(1)
-        secret = re.search(r"CARATFLOW_API_SECRET=(\S+)", "".join(printed)).group(1)
+        key_id = printed_value(r"CARATFLOW_KEY_ID=(\S+)", "".join(printed))
+        secret = printed_value(r"CARATFLOW_API_SECRET=(\S+)", "".join(printed))
         base = f"http://127.0.0.1:{port}"
         while True:  # the example is printed just before the server binds its port
             try:

@@ -51,7 +51,7 @@ def _table_rows() -> list[str]:
 def _help_cases() -> list[tuple[list[str], list[str]]]:
     """(command words, flags the row shows) for every alternative of every row: `keys create|list`
     gives `keys create` and `keys list`."""
-    cases = []
+    cases: list[tuple[list[str], list[str]]] = []
     for row in _table_rows():
         words, flags = [], []
         for token in row.split()[1:]:
@@ -144,6 +144,7 @@ def test_emulator_serves_on_the_port_and_size_given() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert emulator.stderr is not None  # stderr=PIPE
     try:
         deadline = time.monotonic() + 60
         while True:
