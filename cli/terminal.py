@@ -57,8 +57,17 @@ def configure_logging(command: str, *, verbose: bool, json_lines: bool) -> Path 
         root.handlers[:] = [on_screen]
         return None
     path = log_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(path, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        to_file = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        # A read-only install: the log stays on the terminal, and the warning says how to move it.
+        root.handlers[:] = [on_screen]
+        logging.getLogger(__name__).warning(
+            f"cannot write the log to its folder; logging here instead ({LOG_DIR_ENV} chooses the folder)",
+            extra={"folder": str(path.parent), "error": exc.strerror},
+        )
+        return None
     to_file.setFormatter(_TimestampedFormatter())
     on_screen.setLevel(logging.WARNING)
     root.handlers[:] = [to_file, on_screen]

@@ -60,3 +60,16 @@ def test_json_logs_go_to_stderr_one_object_per_line(capsys) -> None:
     log.info("request", extra={"status": 200})
     (line,) = capsys.readouterr().err.splitlines()
     assert json.loads(line)["status"] == 200
+
+
+def test_an_unwritable_log_folder_keeps_the_log_on_the_terminal_and_says_how_to_move_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(terminal.LOG_DIR_ENV, str(tmp_path / "a-file" / "logs"))
+    assert terminal.configure_logging("sync", verbose=False, json_lines=False) is None
+    log.info("partition fetched")
+    err = capsys.readouterr().err
+    assert "cannot write the log to its folder" in err
+    assert terminal.LOG_DIR_ENV in err
+    assert "partition fetched" in err
