@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from psycopg import sql
 
 # Tests never read a developer's local.settings.json.
 os.environ["CARATFLOW_LOCAL_SETTINGS"] = str(Path(__file__).parent / "no-local-settings.json")
+# CLI commands run in-process log to a file (cli/terminal.py): one of the session's own, not the project's.
+os.environ.setdefault("CARATFLOW_LOG_DIR", tempfile.mkdtemp(prefix="caratflow-test-logs-"))
 
 from ports import free_port
 

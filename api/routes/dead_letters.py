@@ -7,6 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from psycopg import AsyncConnection
 
 from api.deps import AdminCaller, Connection, DurableClient
 from api.encoding import JsonResponse
@@ -18,7 +19,7 @@ from shared.runs.states import DeadLetterStatus, RunStateConflict
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["operations"])
 
 
-async def _letter_or_404(conn: Any, letter_id: uuid.UUID) -> dict[str, Any]:
+async def _letter_or_404(conn: AsyncConnection, letter_id: uuid.UUID) -> dict[str, Any]:
     letter = await dead_letters.aget_letter(conn, letter_id)
     if letter is None:
         raise Problem(

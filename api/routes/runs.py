@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.deps import AdminCaller, AppState, Connection, DurableClient
@@ -74,14 +75,14 @@ def unknown_run(run_id: uuid.UUID) -> Problem:
     return Problem(404, "unknown-run", "Unknown run", f"No run has id {run_id}.", "List runs: GET /api/v1/runs.")
 
 
-async def run_or_404(conn: Any, run_id: uuid.UUID) -> dict[str, Any]:
+async def run_or_404(conn: AsyncConnection, run_id: uuid.UUID) -> dict[str, Any]:
     run = await reads.arun_record(conn, run_id)
     if run is None:
         raise unknown_run(run_id)
     return run
 
 
-async def replay(conn: Any, client: Any, run: dict[str, Any]) -> Response:
+async def replay(conn: AsyncConnection, client: Any, run: dict[str, Any]) -> Response:
     """Start a replay of the run's open dead letters, if the replay rule allows it now."""
     run_id = run["run_id"]
     open_letters = await dead_letters.acount_open(conn, run_id)
@@ -94,11 +95,11 @@ async def replay(conn: Any, client: Any, run: dict[str, Any]) -> Response:
 
 
 @router.post("", status_code=202, responses=PROBLEMS, summary="Start a run of one feed")
-async def post_run(state: AppState, caller: AdminCaller, client: DurableClient, body: StartRun) -> Response:
+async def post_run(conn: Connection, caller: AdminCaller, client: DurableClient, body: StartRun) -> Response:
     start = await starts.start_sync(client, body.feed, body.kind, "http")
     if start is None:
         raise conflict(Refusal(f"a run of {body.feed} is already active", "Watch it, or cancel it first."))
-    run = await _await_run_row(state, uuid.UUID(start["run_id"]))
+    run = await _await_run_row(conn, uuid.UUID(start["run_id"]))
     shown = run or {"run_id": start["run_id"], "feed": body.feed, "kind": body.kind, "status": "starting"}
     return JsonResponse(
         {**shown, "instance_id": start["instance_id"]},
@@ -107,17 +108,17 @@ async def post_run(state: AppState, caller: AdminCaller, client: DurableClient, 
     )
 
 
-async def _await_run_row(state: AppState, run_id: uuid.UUID) -> dict[str, Any] | None:
+async def _await_run_row(conn: AsyncConnection, run_id: uuid.UUID) -> dict[str, Any] | None:
     """The run's row, once its first activity has written it (bounded: START_WAIT_SECONDS).
 
     Waiting here means the Location answers as soon as the caller follows it; a host that is slow
     to schedule the activity gets a 202 with status "starting" instead, and the run appears later.
-    A connection per look: the wait holds none while it sleeps.
+    It looks on the request's connection (autocommit: each look sees the activity's commit), so a
+    wait never takes a second one from the pool.
     """
     deadline = time.monotonic() + START_WAIT_SECONDS
     while True:
-        async with state.connection() as conn:
-            run = await reads.arun_record(conn, run_id)
+        run = await reads.arun_record(conn, run_id)
         if run is not None or time.monotonic() >= deadline:
             return run
         await asyncio.sleep(0.05)
