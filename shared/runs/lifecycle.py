@@ -148,48 +148,47 @@ def replay_run(conn: psycopg.Connection, run_id: uuid.UUID) -> list[int]:
     Refused (RunStateConflict) unless the replay rule allows it, checked under the run's row lock.
     """
     with conn.transaction():
-        row = conn.execute("SELECT status FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
-        if row is None:
-            raise UnknownRun(f"no run {run_id}")
-        refusal = replay_refusal(run_id, row[0], dead_letters.count_open(conn, run_id))
+        status, _ = _locked(conn, run_id)
+        refusal = replay_refusal(run_id, status, dead_letters.count_open(conn, run_id))
         if refusal is not None:
             raise refusal.conflict()
         replayed = dead_letters.mark_replaying(conn, run_id)
         partitions.reset_for_replay(conn, run_id, replayed)
-        try:
-            with conn.transaction():
-                conn.execute(
-                    """UPDATE runs SET status = 'fetching', summary = NULL, finished_at = NULL, error = NULL
-                       WHERE run_id = %s""",
-                    (run_id,),
-                )
-        except psycopg.errors.UniqueViolation as exc:
-            raise RunAlreadyActive(
-                "another run of this feed is active", "Replay after it ends: one run per feed at a time."
-            ) from exc
+        _reopen(conn, run_id, "fetching", "Replay")
     return replayed
 
 
 def resume_run(conn: psycopg.Connection, run_id: uuid.UUID) -> Run:
     """Put a run that stopped in consolidation (still marked so, or failed there) back to consolidating."""
+    with conn.transaction():
+        status, error = _locked(conn, run_id)
+        refusal = resume_refusal(run_id, status, error)
+        if refusal is not None:
+            raise refusal.conflict()
+        _reopen(conn, run_id, "consolidating", "Resume")
+    return load_run(conn, run_id)
+
+
+def _locked(conn: psycopg.Connection, run_id: uuid.UUID) -> tuple[str, str | None]:
+    """The run's status and error under its row lock, which the change then holds until it commits."""
+    row = conn.execute("SELECT status, error FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+    if row is None:
+        raise UnknownRun(f"no run {run_id}")
+    return row[0], row[1]
+
+
+def _reopen(conn: psycopg.Connection, run_id: uuid.UUID, status: RunStatus, change: str) -> None:
+    """Make the run active again, unless another run of its feed became active meanwhile."""
     try:
         with conn.transaction():
-            row = conn.execute("SELECT status, error FROM runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
-            if row is None:
-                raise UnknownRun(f"no run {run_id}")
-            refusal = resume_refusal(run_id, *row)
-            if refusal is not None:
-                raise refusal.conflict()
             conn.execute(
-                """UPDATE runs SET status = 'consolidating', error = NULL, finished_at = NULL, summary = NULL
-                   WHERE run_id = %s""",
-                (run_id,),
+                "UPDATE runs SET status = %s, summary = NULL, finished_at = NULL, error = NULL WHERE run_id = %s",
+                (status, run_id),
             )
     except psycopg.errors.UniqueViolation as exc:
         raise RunAlreadyActive(
-            "another run of this feed is active", "Resume after it ends: one run per feed at a time."
+            "another run of this feed is active", f"{change} after it ends: one run per feed at a time."
         ) from exc
-    return load_run(conn, run_id)
 
 
 async def acancel_run(conn: AsyncConnection, run_id: uuid.UUID, reason: str) -> dict[str, Any]:
