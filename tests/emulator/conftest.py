@@ -79,13 +79,15 @@ class Feed:
         return self.token
 
     def count(self, query: dict[str, Any] | None = None) -> int:
-        return self.data(COUNT_QUERY, {"token": self.token, "query": query})["as"]["diamonds_by_query_count"]
+        count: int = self.data(COUNT_QUERY, {"token": self.token, "query": query})["as"]["diamonds_by_query_count"]
+        return count
 
     def page(
         self, query: dict[str, Any] | None, offset: int, limit: int = 50, order: dict[str, str] | None = None
     ) -> dict[str, Any]:
         variables = {"token": self.token, "query": query, "offset": offset, "limit": limit, "order": order}
-        return self.data(PAGE_QUERY, variables)["as"]["diamonds_by_query"]
+        page: dict[str, Any] = self.data(PAGE_QUERY, variables)["as"]["diamonds_by_query"]
+        return page
 
     def all_items(
         self, query: dict[str, Any] | None = None, order: dict[str, str] | None = None, limit: int = 50

@@ -44,6 +44,7 @@ def test_serves_until_interrupted():
         text=True,
     )
     try:
+        assert process.stdout is not None  # stdout=PIPE
         banner = "".join(process.stdout.readline() for _ in range(2))
         match = re.search(r"http://127\.0\.0\.1:(\d+)/api/diamonds", banner)
         assert match, banner

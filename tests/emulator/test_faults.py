@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +24,8 @@ query ($offset: Int) {
 
 
 def _count(feed) -> httpx.Response:
-    return feed.post(COUNT, bearer=feed.token)
+    response: httpx.Response = feed.post(COUNT, bearer=feed.token)
+    return response
 
 
 def test_rate_limited_with_retry_after(feed, emulator):
@@ -125,8 +128,8 @@ def test_fault_settings_over_http(feed, emulator):
     assert feed.http.get(url).json()["rate_5xx"] == 0.25  # refused settings change nothing
 
 
-def _served(feed) -> dict[str, dict]:
-    by_offer: dict[str, dict] = {}
+def _served(feed) -> dict[str, dict[str, Any]]:
+    by_offer: dict[str, dict[str, Any]] = {}
     offset = 0
     while items := feed.data(MALFORMED_PAGE, {"offset": offset}, bearer=feed.token)["diamonds_by_query"]["items"]:
         by_offer.update({i["id"]: i for i in items})
@@ -134,7 +137,7 @@ def _served(feed) -> dict[str, dict]:
     return by_offer
 
 
-BROKEN = {
+BROKEN: dict[str, Callable[[dict[str, Any]], bool]] = {
     "missing_certificate": lambda i: i["diamond"]["certificate"] is None,
     "negative_price": lambda i: isinstance(i["price"], int) and i["price"] < 0,
     "text_price": lambda i: isinstance(i["price"], str),

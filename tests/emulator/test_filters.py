@@ -36,7 +36,7 @@ Item = dict[str, Any]
 
 
 def shape(item: Item) -> str:
-    raw = item["diamond"]["certificate"]["shape"].upper()
+    raw: str = item["diamond"]["certificate"]["shape"].upper()
     return SHAPES.get(raw, raw)
 
 
@@ -65,7 +65,7 @@ def availability(item: Item) -> str:
 @pytest.fixture(scope="module")
 def catalogue(emulator, module_feed) -> list[Item]:
     """Every stone as served, in creation order (the default order)."""
-    items = module_feed.all_items()
+    items: list[Item] = module_feed.all_items()
     assert len(items) == emulator.inventory.truth() == len({i["diamond"]["id"] for i in items})
     return items
 

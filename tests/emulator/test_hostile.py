@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -13,9 +14,9 @@ from shared.feed.nivoda.queries import page_query
 PAGE = page_query("header")
 
 
-def _pages(feed, labgrown: bool) -> list[tuple[bytes, list[dict]]]:
+def _pages(feed, labgrown: bool) -> list[tuple[bytes, list[dict[str, Any]]]]:
     """Raw body and items of every page of one kind, paged to the empty page."""
-    pages, offset = [], 0
+    pages, offset = list[tuple[bytes, list[dict[str, Any]]]](), 0
     while True:
         variables = {"query": {"labgrown": labgrown}, "offset": offset, "limit": 50}
         response = feed.post(PAGE, variables, bearer=feed.token)
@@ -27,7 +28,7 @@ def _pages(feed, labgrown: bool) -> list[tuple[bytes, list[dict]]]:
         offset += len(items)
 
 
-def _fields(item: dict) -> dict[str, object]:
+def _fields(item: dict[str, Any]) -> dict[str, object]:
     diamond = item["diamond"]
     return {
         **item,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,11 +21,12 @@ query ($query: DiamondQuery, $offset: Int) {
 """
 
 
-def _page(seed: int, size: int = 500, offset: int = 0) -> list[dict]:
+def _page(seed: int, size: int = 500, offset: int = 0) -> list[dict[str, Any]]:
     state = EmulatorState.build(EmulatorConfig(size=size, seed=seed))
     token = state.tokens.login(state.config.username, state.config.password.get_secret_value())
     prepared = state.service.prepare(PAGE, {"offset": offset}, None)
-    return state.service.execute(prepared, token)["data"]["diamonds_by_query"]["items"]
+    items: list[dict[str, Any]] = state.service.execute(prepared, token)["data"]["diamonds_by_query"]["items"]
+    return items
 
 
 def test_same_seed_same_items_different_seed_different_items():
@@ -87,7 +89,7 @@ def emulator():
         yield running
 
 
-def _by_stone(feed, query=None) -> dict[str, dict]:
+def _by_stone(feed, query=None) -> dict[str, dict[str, Any]]:
     return {item["diamond"]["id"]: item for item in feed.all_items(query)}
 
 
@@ -114,7 +116,7 @@ def test_ticks_sell_reprice_add_and_hold(feed):
 
 
 def test_ticks_are_deterministic_from_seed_and_tick_number():
-    def run() -> list[dict]:
+    def run() -> list[dict[str, Any]]:
         inventory = Inventory.generate(size=3_000, seed=5)
         moment = datetime(2026, 2, 1, tzinfo=UTC)
         return [inventory.tick(sold=5, repriced=5, added=5, held=5, now=moment).to_dict() for _ in range(2)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from emulator import FaultSettings
 
 SUBSET = {"labgrown": True, "shapes": ["ROUND", "OVAL"]}
-KEYS = {
+KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "price": lambda item: item["price"],
     "size": lambda item: item["diamond"]["certificate"]["carats"],
     "discount": lambda item: item["discount"],

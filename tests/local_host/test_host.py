@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import azure.durable_functions as df
 import pytest
@@ -24,12 +25,12 @@ def _count(key: str) -> int:
 
 
 @app.activity_trigger(input_name="payload")
-def double(payload: dict) -> int:
+def double(payload: dict[str, int]) -> int:
     return payload["n"] * 2
 
 
 @app.activity_trigger(input_name="payload")
-def flaky(payload: dict) -> str:
+def flaky(payload: dict[str, Any]) -> str:
     attempt = _count(payload["key"])
     if attempt <= payload["fail_times"]:
         raise RuntimeError(f"flaky failure {attempt}")
@@ -39,6 +40,7 @@ def flaky(payload: dict) -> str:
 @app.orchestration_trigger(context_name="context")
 def fan_out(context: df.DurableOrchestrationContext):
     numbers = context.get_input()
+    assert numbers is not None
     context.set_custom_status({"stage": "fanning out", "count": len(numbers)})
     results = yield context.task_all([context.call_activity("double", {"n": n}) for n in numbers])
     context.set_custom_status({"stage": "done"})
@@ -51,6 +53,7 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=20, max_number_of_a
 @app.orchestration_trigger(context_name="context")
 def with_retries(context: df.DurableOrchestrationContext):
     spec = context.get_input()
+    assert spec is not None
     tasks = [
         context.call_activity_with_retry("flaky", RETRY, {"key": f"{spec['key']}-{i}", "fail_times": f})
         for i, f in enumerate(spec["fails"])
@@ -64,6 +67,7 @@ def with_retries(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def parent(context: df.DurableOrchestrationContext):
     batches = context.get_input()
+    assert batches is not None
     results = yield context.task_all([context.call_sub_orchestrator("fan_out", batch) for batch in batches])
     timer_at = context.current_utc_datetime + timedelta(milliseconds=50)
     yield context.create_timer(timer_at)
@@ -73,6 +77,7 @@ def parent(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def counter(context: df.DurableOrchestrationContext):
     state = context.get_input()
+    assert state is not None
     value = yield context.call_activity("double", {"n": state["value"]})
     if state["rounds"] > 1:
         context.continue_as_new({"value": value, "rounds": state["rounds"] - 1})
@@ -148,6 +153,7 @@ def test_orchestrator_failure_is_recorded(client: LocalDurableClient) -> None:
     instance = client.start_new("broken", client_input=None)
     status = client.wait_for_completion(instance, timeout=30)
     assert status.runtime_status == "Failed"
+    assert status.error is not None
     assert "orchestrator bug" in status.error
 
 
@@ -200,4 +206,4 @@ def test_purge_history_deletes_only_finished_instances_in_the_window(client: Loc
     assert not [i for i in left if i != "still-running"]  # the sub-orchestrations went with their parent
     assert history == 0
     with pytest.raises(ValueError, match="created_time_from"):
-        client.purge_instance_history_by(None, cutoff)
+        client.purge_instance_history_by(None, cutoff)  # type: ignore[arg-type]  # refusing None is the test

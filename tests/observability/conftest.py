@@ -28,6 +28,10 @@ CORRELATION_ID = "obs-4711"  # what a caller would send as X-Correlation-Id
 FEED = "nivoda-natural"
 
 
+# What read_metrics returns: points by metric name and attributes.
+Metrics = dict[str, dict[frozenset[tuple[str, Any]], float]]
+
+
 @dataclass
 class ObservedRun:
     correlation_id: str
@@ -37,13 +41,14 @@ class ObservedRun:
     run_id: str
     records: list[logging.LogRecord]
     spans: list[Any]
-    metrics_before: dict
-    metrics_after: dict
+    metrics_before: Metrics
+    metrics_after: Metrics
     prometheus: bytes
 
-    def history(self, query: str, *params: object) -> list[dict]:
+    def history(self, query: str, *params: object) -> list[dict[str, Any]]:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(query, params).fetchall()
+            rows: list[dict[str, Any]] = cur.execute(query, params).fetchall()
+            return rows
 
 
 class Records(logging.Handler):
@@ -59,6 +64,7 @@ class Records(logging.Handler):
 def observed_run(pg_server: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObservedRun]:
     database = f"t_{uuid.uuid4().hex[:12]}"
     template = psycopg.conninfo.conninfo_to_dict(template_url)["dbname"]
+    assert isinstance(template, str)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(database), sql.Identifier(template))
@@ -89,6 +95,7 @@ def observed_run(pg_server: str, template_url: str, tmp_path_factory: pytest.Tem
                 # As api/middleware.py does for a request; the route then starts the run.
                 with logs.correlated(correlation_id=CORRELATION_ID):
                     started = asyncio.run(start_sync(AsyncLocalClient(runtime.client), FEED, "full", "http"))
+                assert started is not None  # no run was active
                 status = runtime.client.wait_for_completion(started["instance_id"], timeout=120)
                 after = read_metrics()
                 body, _ = prometheus_text()

@@ -7,6 +7,8 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from fake_orchestration import FakeOrchestrationContext, Fakes
@@ -25,7 +27,7 @@ class Kept(logging.Handler):
 
 
 @pytest.fixture
-def kept() -> Kept:
+def kept() -> Iterator[Kept]:
     logs.install_correlation()
     handler = Kept()
     logger = logging.getLogger("caratflow.test.context")
@@ -42,7 +44,8 @@ def test_context_fields_are_stamped_and_a_call_may_still_pass_them(kept: Kept) -
         # What shared/sync does: passing run_id itself must neither raise nor lose its value.
         log.info("explicit", extra={"run_id": "run-b", "partition_no": 3})
     log.info("outside")
-    stamped, explicit, outside = kept.records
+    # Any: a stamped record answers its context fields as attributes (shared.logs.ContextRecord).
+    stamped, explicit, outside = cast(list[Any], kept.records)
     assert (stamped.correlation_id, stamped.run_id) == ("c-1", "run-a")
     assert (explicit.correlation_id, explicit.run_id) == ("c-1", "run-b")
     assert not hasattr(outside, "correlation_id")
@@ -81,7 +84,7 @@ def test_configure_is_once_per_process() -> None:
     assert configure() is configure()
 
 
-def context_of(instance_id: str, request: dict) -> FakeOrchestrationContext:
+def context_of(instance_id: str, request: dict[str, Any]) -> FakeOrchestrationContext:
     """An orchestration context holding `request` as its input, as telemetry reads it."""
     return FakeOrchestrationContext(Fakes(activities={}), request, instance_id)
 
@@ -106,13 +109,13 @@ def test_each_timer_firing_has_its_own_correlation_id_and_trace() -> None:
     import function_app
     from local_host.host import indexed
 
-    started: list[dict] = []
+    started: list[dict[str, Any]] = []
 
     class Client:
         async def get_status(self, instance_id: str) -> None:
             return None
 
-        async def start_new(self, name: str, instance_id: str, client_input: dict) -> str:
+        async def start_new(self, name: str, instance_id: str, client_input: dict[str, Any]) -> str:
             started.append(client_input)
             return instance_id
 

@@ -76,10 +76,10 @@ def test_spans_nest_trigger_orchestrator_activity_database(observed_run: Any) ->
     spans = observed_run.spans
     by_id = {s.context.span_id: s for s in spans}
 
-    def parent(span):
+    def parent(span: Any) -> Any:
         return by_id.get(span.parent.span_id) if span.parent else None
 
-    def named(name):
+    def named(name: str) -> list[Any]:
         return [s for s in spans if s.name == name]
 
     (trigger,) = named("start sync_run")
@@ -108,7 +108,8 @@ def test_spans_nest_trigger_orchestrator_activity_database(observed_run: Any) ->
 
 def _delta(run: Any, name: str, **attributes: object) -> float:
     key = frozenset(attributes.items())
-    return run.metrics_after.get(name, {}).get(key, 0) - run.metrics_before.get(name, {}).get(key, 0)
+    delta: float = run.metrics_after.get(name, {}).get(key, 0) - run.metrics_before.get(name, {}).get(key, 0)
+    return delta
 
 
 def test_metrics_count_what_the_run_did(observed_run: Any) -> None:
@@ -151,7 +152,13 @@ def test_a_dead_letter_is_counted_and_shows_as_open(observed_run: Any) -> None:
 
     before = read_metrics()
     dead_letter_partition(
-        {"run_id": observed_run.run_id, "feed": observed_run.feed, "partition_no": 0, "error": "gave up (test)", **carrier()}
+        {
+            "run_id": observed_run.run_id,
+            "feed": observed_run.feed,
+            "partition_no": 0,
+            "error": "gave up (test)",
+            **carrier(),
+        }
     )
     after = read_metrics()
     opened = frozenset({("kind", "partition")})

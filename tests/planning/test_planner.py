@@ -182,7 +182,9 @@ def test_incremental_rescans_when_the_cached_scan_is_stale(tmp_path) -> None:
     )
     assert not plan.scan_reused
     assert plan.count_queries == source.queries > 1
-    assert store.load(spec.name).scanned_at == NOW + timedelta(hours=2)
+    scan = store.load(spec.name)
+    assert scan is not None
+    assert scan.scanned_at == NOW + timedelta(hours=2)
 
 
 def test_unreadable_cached_scan_means_rescan(tmp_path) -> None:

@@ -27,7 +27,9 @@ def feed_settings(settings, feed: RunningEmulator):
 
 
 def truth(feed: RunningEmulator, labgrown: bool) -> int:
-    return httpx.get(f"{feed.base_url}/_emulator/truth", params={"labgrown": str(labgrown).lower()}).json()["count"]
+    params = {"labgrown": str(labgrown).lower()}
+    count: int = httpx.get(f"{feed.base_url}/_emulator/truth", params=params).json()["count"]
+    return count
 
 
 @pytest.fixture(scope="module")

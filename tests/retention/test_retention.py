@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -81,19 +82,21 @@ def diamond(conn, stone_id: str, delisted: datetime | None) -> uuid.UUID:
 
 
 def price_change(conn, diamond_id: uuid.UUID, changed: datetime) -> int:
-    return conn.execute(
+    price_history_id: int = conn.execute(
         """INSERT INTO price_history (diamond_id, run_id, new_cost_cents, new_price_cents, pricing_version, changed_at)
            VALUES (%s, %s, 100000, 120000, 1, %s) RETURNING price_history_id""",
         (diamond_id, uuid.uuid4(), changed),
     ).fetchone()[0]
+    return price_history_id
 
 
 def feed_reject(conn, run_id: uuid.UUID, rejected: datetime) -> int:
-    return conn.execute(
+    reject_id: int = conn.execute(
         """INSERT INTO feed_rejects (run_id, partition_no, page_offset, item_index, reason, payload, rejected_at)
            VALUES (%s, 0, 0, (SELECT count(*) FROM feed_rejects), 'no carats', '{}', %s) RETURNING reject_id""",
         (run_id, rejected),
     ).fetchone()[0]
+    return reject_id
 
 
 def dead_letter(conn, run_id: uuid.UUID, status: str) -> None:
@@ -105,7 +108,7 @@ def dead_letter(conn, run_id: uuid.UUID, status: str) -> None:
 
 
 def event(conn, occurred: datetime, *deliveries: str, fanned: bool = True) -> int:
-    event_id = conn.execute(
+    event_id: int = conn.execute(
         """INSERT INTO notification_events (event_kind, subject, occurred_at, fanned_out_at)
            VALUES ('run_succeeded', 'r', %s, %s) RETURNING event_id""",
         (occurred, occurred if fanned else None),
@@ -123,7 +126,7 @@ def event(conn, occurred: datetime, *deliveries: str, fanned: bool = True) -> in
     return event_id
 
 
-def rows(conn, table: str, key: str) -> set:
+def rows(conn, table: str, key: str) -> set[Any]:
     return {row[0] for row in conn.execute(f"SELECT {key} FROM {table}")}  # noqa: S608 - test's own names
 
 
@@ -133,7 +136,7 @@ def counts(conn) -> dict[str, int]:
 
 
 @pytest.fixture
-def scenario(database_url: str) -> dict:
+def scenario(database_url: str) -> dict[str, Any]:
     """Rows on both sides of every cutoff; returns what must go and what must stay, per table."""
     with psycopg.connect(database_url) as conn:
         old = run(conn, "succeeded", days(100))  # still seen by kept raw rows: stays
@@ -357,7 +360,7 @@ def test_the_retention_timer_sweeps_then_purges_finished_orchestration_history(
     class Client:
         """Stands in for the durable client: the purge's contract is what it is called with."""
 
-        calls: list[dict] = []
+        calls: list[dict[str, Any]] = []
 
         async def purge_instance_history_by(self, **kwargs):
             self.calls.append(kwargs)

@@ -49,6 +49,9 @@ class GatedStore:
     def disable_version(self, name: str, version: str) -> None:
         self.disabled.append((name, version))
 
+    def ping(self) -> None:  # the rest of the SecretStore protocol
+        raise AssertionError("not used")
+
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
