@@ -1,1 +1,1 @@
-"""Versioned pricing rules: which markup a stone gets, and the rule-set version used."""
+"""Versioned pricing rules: which rule prices a stone (rules), what it charges (charge), the same in SQL (sql)."""

@@ -28,8 +28,11 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from shared.pricing.repository import active_rule_set
+from shared.pricing.sql import price_of
 from shared.sync.bounds import MappingBounds
 from shared.sync.statistics import refresh_statistics
 
@@ -123,8 +126,10 @@ def _write_batch(conn: psycopg.Connection, params: dict[str, Any], result: Conso
     # Room for a batch's payloads in memory: the mapping materialises them once instead of spilling.
     conn.execute("SET LOCAL work_mem = '64MB'")
     conn.execute(_MAP, {**params, "aliases": _aliases(conn)})
-    (version,) = conn.execute("SELECT pricing_version FROM pricing_rule_sets WHERE status = 'active'").fetchone()
-    priced = conn.execute(_PRICE, {**params, "version": version}).rowcount
+    rules = active_rule_set(conn)
+    version = rules.version
+    # No parameters: the generated SQL carries its values as literals (a % in one is then no placeholder).
+    priced = conn.execute(sql.SQL(_PRICE).format(version=version, price=price_of(rules, "m"))).rowcount
     (unpriced,) = conn.execute("SELECT count(*) FROM priced WHERE pricing_rule_id IS NULL").fetchone()
     if unpriced:
         raise UnpricedStones(f"pricing version {version} has no rule for {unpriced} stones: it needs a catch-all")
