@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from shared.pricing.charge import Terms, charge
 from shared.pricing.repository import rule_set
 from shared.pricing.rules import PriceAdjustments, PricingRule, RuleSet
 from shared.pricing.sql import price_of
@@ -205,3 +206,40 @@ def test_sql_prices_every_stone_as_python_does(database_url: str) -> None:
     assert seen["by a rule with conditions"] > seen["stones"] / 5, seen
     assert all(seen[f"rounding {kind}"] for kind in (None, "none", "dollar", "multiple", "charm")), seen
     assert seen["with a floor"] > seen["stones"] / 10, seen
+
+
+terms = st.builds(
+    lambda markup_percent, markup_cents, found: Terms(
+        markup_percent=markup_percent, markup_cents=markup_cents, **found
+    ),
+    percents,
+    st.sampled_from([0, 50, 5000]) | st.integers(-100_000, 100_000),
+    adjustments(),
+)
+# Costs in whole dollars and half dollars, so that markups of round percentages land on rounding edges.
+costs = st.integers(0, 10**6).map(lambda dollars: dollars * 100) | stones.map(lambda stone: stone.cost_cents)
+
+
+def test_sql_charges_every_cost_as_python_does(database_url: str) -> None:
+    """The arithmetic alone, many terms and costs per query: edges that whole rule sets reach too rarely."""
+    columns = ["cost_cents", "markup_percent", "markup_cents", *_ADJUSTMENT_COLUMNS]
+    types = ["bigint", "numeric", "bigint", "text", "bigint", "bigint", "bigint", "numeric"]
+    query = sql.SQL("SELECT caratflow_charge({}) FROM unnest({}) WITH ORDINALITY AS t({}, n) ORDER BY n").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(kind)) for kind in types),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+    )
+    with psycopg.connect(database_url, autocommit=True) as conn:
+
+        @settings(
+            max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+        )
+        @given(cases=st.lists(st.tuples(terms, costs), min_size=1, max_size=100))
+        def check(cases: list[tuple[Terms, int]]) -> None:
+            rows = [[cost, *(getattr(case, column) for column in columns[1:])] for case, cost in cases]
+            in_postgres = [
+                price for (price,) in conn.execute(query, [list(column) for column in zip(*rows, strict=True)])
+            ]
+            assert in_postgres == [charge(case, cost) for case, cost in cases]
+
+        check()
