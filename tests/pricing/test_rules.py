@@ -44,12 +44,14 @@ ACCEPTED: list[dict[str, Any]] = [
 
 
 def _insert_rule(conn: psycopg.Connection, fields: dict[str, Any]) -> None:
+    # Into a draft: the rules of an active set (version 1) never change (migration 0014).
+    conn.execute("INSERT INTO pricing_rule_sets (pricing_version) VALUES (2)")
     columns = ["pricing_version", "priority", "name", *fields]
     conn.execute(
         sql.SQL("INSERT INTO pricing_rules ({}) VALUES ({})").format(
             sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(columns))
         ),
-        [1, 5, "test", *fields.values()],
+        [2, 5, "test", *fields.values()],
     )
 
 
