@@ -15,6 +15,8 @@ from typing import Protocol
 
 from psycopg_pool import ConnectionPool
 
+from shared.db.rows import one
+
 _RESERVE = """
 INSERT INTO rate_budgets AS b (budget, next_slot_at) VALUES (%(budget)s, clock_timestamp() + %(interval)s)
 ON CONFLICT (budget) DO UPDATE SET next_slot_at = greatest(b.next_slot_at, clock_timestamp()) + %(interval)s
@@ -40,9 +42,9 @@ class PostgresRequestBudget:
 
     def acquire(self) -> float:
         with self.pool.connection() as conn:
-            (wait,) = conn.execute(_RESERVE, {"budget": self.name, "interval": self.interval}).fetchone()
+            (wait,) = one(conn.execute(_RESERVE, {"budget": self.name, "interval": self.interval}).fetchone())
         # The connection goes back to the pool before we sleep: waiting holds no database resources.
         if wait > 0:
             time.sleep(wait)
-            return wait
+            return float(wait)
         return 0.0

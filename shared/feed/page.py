@@ -21,8 +21,9 @@ def storable_json(payload: Any) -> str:
     there NUL and surrogates read as the escapes \\u0000 / \\ud800 and NaN as the bare word NaN,
     visibly, and `json.loads(payload #>> '{}')` gives back exactly the item that was sent.
     """
+    text: str | None
     try:
-        text: str | None = canonical_json(payload)
+        text = canonical_json(payload)
         text.encode()  # a lone surrogate has no UTF-8 form
     except (ValueError, UnicodeEncodeError):
         text = None  # NaN, Infinity or a lone surrogate: the item is kept as text below

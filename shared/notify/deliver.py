@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -69,7 +69,7 @@ class WebhookSender:
         self._transport = httpx.HTTPTransport(retries=0)  # retries are ours, recorded one by one
         self._timeout = httpx.Timeout(timeout_seconds).as_dict()
 
-    def post(self, url: str, body: dict) -> httpx.Response:
+    def post(self, url: str, body: dict[str, Any]) -> httpx.Response:
         request = httpx.Request(
             "POST", url, json=body, headers={"User-Agent": "caratflow"}, extensions={"timeout": self._timeout}
         )

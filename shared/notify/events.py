@@ -28,7 +28,9 @@ RETURNING event_id
 AUTH_BLOCKED_WINDOW = timedelta(hours=1)
 
 
-def _params(event_kind: str, subject: str, details: Mapping[str, Any], dedupe_key: str | None) -> tuple:
+def _params(
+    event_kind: str, subject: str, details: Mapping[str, Any], dedupe_key: str | None
+) -> tuple[str, str, Jsonb, str | None]:
     if event_kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {event_kind!r}; known: {', '.join(EVENT_KINDS)}")
     # default=str: run ids, times and decimals in details arrive as their text.

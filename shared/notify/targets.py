@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 EventKind = Literal["run_succeeded", "run_partially_succeeded", "run_failed", "consolidation_failed", "auth_blocked"]
-EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 WebhookFormat = Literal["slack", "teams"]
 
 # Plain http only to this machine (tests, a local receiver); anywhere else the token would travel in clear.

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from psycopg_pool import ConnectionPool
 
 from shared.config import Settings
+from shared.db.rows import one
 from shared.retention.rules import RULES, Rule, cutoffs
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def sweep(
         for rule in RULES:
             if dry_run:
                 with conn.transaction():
-                    report.deleted[rule.table] = conn.execute(rule.count_sql, params).fetchone()[0]
+                    report.deleted[rule.table] = one(conn.execute(rule.count_sql, params).fetchone())[0]
                 continue
             report.deleted[rule.table] = report.batches[rule.table] = 0
             while True:

@@ -26,7 +26,7 @@ def test_cli_lists_given_up_deliveries_and_retries_them(pool, database_url, webh
         "NOTIFY_BACKOFF_BASE_SECONDS": "0",
     }  # fmt: skip
 
-    def caratflow(*args: str) -> subprocess.CompletedProcess:
+    def caratflow(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "cli.main", *args], env=env, capture_output=True, text=True, timeout=120
         )

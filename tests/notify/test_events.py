@@ -6,12 +6,14 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 from notifications import deliver_until_settled
 from webhooks import target
 
+from shared.db.rows import one
 from shared.notify.events import record_auth_blocked, record_event
 from shared.notify.targets import EVENT_KINDS
 from shared.planning.partitions import Partition
@@ -41,7 +43,7 @@ def _prepared_run(conn: psycopg.Connection, fetched: int, failed: int = 0) -> uu
     return run.run_id
 
 
-def _events(conn: psycopg.Connection) -> list[tuple]:
+def _events(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
     return conn.execute("SELECT event_kind, subject, details FROM notification_events ORDER BY event_id").fetchall()
 
 
@@ -55,7 +57,7 @@ def test_finalize_records_the_run_outcome_in_its_transaction(database_url: str) 
             finalize_run(conn, undone)
         conn.commit()
         events = _events(conn)
-        status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (undone,)).fetchone()[0]
+        status = one(conn.execute("SELECT status FROM runs WHERE run_id = %s", (undone,)).fetchone())[0]
     assert [(kind, subject) for kind, subject, _ in events] == [
         ("run_succeeded", str(complete)),
         ("run_partially_succeeded", str(partial)),

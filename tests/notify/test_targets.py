@@ -52,7 +52,9 @@ def test_the_webhook_url_never_appears_in_logs_or_the_database(
                    SELECT d::text AS t FROM notification_deliveries d UNION ALL
                    SELECT a::text FROM notification_attempts a UNION ALL
                    SELECT e::text FROM notification_events e) rows"""
-        ).fetchone()[0]
+        ).fetchone()
+    assert stored is not None
+    stored = stored[0]
     assert "given_up" in stored
     assert TOKEN not in stored
     assert TOKEN not in repr(settings)

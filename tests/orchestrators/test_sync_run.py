@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fake_orchestration import FakeOrchestrationContext, Fakes, run
+from fake_orchestration import FakeOrchestrationContext, Fakes, Orchestrator, run
 from sync_activities import (
     FEED,
     POLICY,
     ROWS_PER_PARTITION,
     RUN_ID,
+    Json,
     activity_names,
     consolidating,
     slice_of,
@@ -24,7 +25,7 @@ from sync_activities import (
 from shared.runs.states import CONSOLIDATION_FAILED
 
 
-def sync(world: Fakes, orchestrators: dict) -> tuple[Any, FakeOrchestrationContext]:
+def sync(world: Fakes, orchestrators: dict[str, Orchestrator]) -> tuple[Any, FakeOrchestrationContext]:
     request = {"feed": FEED, "kind": "full", "trigger": "cli", "run_id": RUN_ID}
     context = FakeOrchestrationContext(world, request, f"sync-{FEED}")
     return run(orchestrators["sync_run"], context), context
@@ -89,7 +90,7 @@ def test_consolidation_totals_add_up_over_rounds_and_consolidators() -> None:
 
 
 def test_a_consolidator_out_of_retries_fails_the_run_resumably(orchestrators) -> None:
-    def broken(request: dict) -> dict:
+    def broken(request: Json) -> Json:
         raise RuntimeError("deadlock detected")
 
     world = sync_world(orchestrators, consolidate=broken)

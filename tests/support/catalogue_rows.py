@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from shared.db.rows import one
+
 SHAPES = ["ROUND", "OVAL", "CUSHION", "PRINCESS", "EMERALD", "PEAR", "RADIANT", "MARQUISE", "ASSCHER", "HEART"]
 COLORS = list("DEFGHIJKLM")
 CLARITIES = ["FL", "IF", "VVS1", "VVS2", "VS1", "VS2", "SI1", "SI2", "I1"]
@@ -144,4 +146,5 @@ def insert_plain(
     statement = sql.SQL("INSERT INTO diamonds ({}) VALUES ({}) RETURNING diamond_id").format(
         sql.SQL(", ").join(map(sql.Identifier, row)), sql.SQL(", ").join(sql.Placeholder() * len(row))
     )
-    return conn.execute(statement, tuple(row.values())).fetchone()[0]
+    diamond_id: uuid.UUID = one(conn.execute(statement, tuple(row.values())).fetchone())[0]
+    return diamond_id

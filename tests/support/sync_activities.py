@@ -6,10 +6,12 @@ failing; consolidation answers come round by round, one answer per consolidator.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from fake_orchestration import Fakes, Orchestrator
+
+Json = dict[str, Any]  # an activity's input or answer
 
 RUN_ID = "0b7e3c52-5f7c-4a43-9d0a-3f1c2b9e8d71"
 FEED = "nivoda-natural"
@@ -23,15 +25,15 @@ POLICY = {
 ROWS_PER_PARTITION = 10
 
 
-def descriptor(**policy: Any) -> dict[str, Any]:
+def descriptor(**policy: Any) -> Json:
     """What create_run, replay_run and resume_run hand the orchestrator: the run and its policy."""
     return {"run_id": RUN_ID, "feed": FEED, "kind": "full", "policy": {**POLICY, **policy}}
 
 
-def fetching(failing: set[int]) -> Callable[[dict], dict]:
+def fetching(failing: Collection[int]) -> Callable[[Json], Json]:
     """The fetch activity: every partition in `failing` fails its last attempt."""
 
-    def fetch(request: dict) -> dict:
+    def fetch(request: Json) -> Json:
         number = request["partition_no"]
         if number in failing:
             raise RuntimeError(f"feed kept timing out on partition {number}")
@@ -46,7 +48,7 @@ def fetching(failing: set[int]) -> Callable[[dict], dict]:
     return fetch
 
 
-def slice_of(processed: int, *, more: bool) -> dict[str, Any]:
+def slice_of(processed: int, *, more: bool) -> Json:
     """One consolidator's answer for one time slice."""
     return {
         "processed": processed,
@@ -58,11 +60,11 @@ def slice_of(processed: int, *, more: bool) -> dict[str, Any]:
     }
 
 
-def consolidating(*rounds: list[dict]) -> Callable[[dict], dict]:
+def consolidating(*rounds: list[Json]) -> Callable[[Json], Json]:
     """The consolidate activity: each round's answers, one per consolidator, in the order they are called."""
-    answers: Iterator[dict] = iter([answer for answers in rounds for answer in answers])
+    answers: Iterator[Json] = iter([answer for answers in rounds for answer in answers])
 
-    def consolidate(request: dict) -> dict:
+    def consolidate(request: Json) -> Json:
         answer = next(answers, None)
         assert answer is not None, "consolidate_feed called more often than the test scripted"
         return answer
@@ -74,9 +76,9 @@ def sync_world(
     orchestrators: dict[str, Orchestrator],
     *,
     partitions: int = 4,
-    failing: set[int] = frozenset(),
-    consolidate: Callable[[dict], Any] | None = None,
-    **activities: Callable[[dict], Any],
+    failing: Collection[int] = (),
+    consolidate: Callable[[Json], Any] | None = None,
+    **activities: Callable[[Json], Any],
 ) -> Fakes:
     """Every sync activity answering as scripted; `activities` adds or replaces some by name."""
     return Fakes(

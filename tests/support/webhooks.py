@@ -7,10 +7,11 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from ports import free_port
 
-from shared.notify.targets import WebhookTarget
+from shared.notify.targets import EventKind, WebhookFormat, WebhookTarget
 
 TOKEN = "XoXb-SECRET-T0KEN-9f8e7d"  # what a Slack or Teams URL carries; must never leave the settings
 
@@ -19,7 +20,7 @@ class Webhook:
     """A webhook receiver on 127.0.0.1: answers each request from a script (then 200), records them all."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.requests: list[dict] = []
+        self.requests: list[dict[str, Any]] = []
         self.script: deque[tuple[int, dict[str, str], str]] = deque()
         self.delay = delay
         self._lock = threading.Lock()
@@ -58,7 +59,12 @@ class Webhook:
         self.server.server_close()
 
 
-def target(receiver: Webhook, name: str = "ops", fmt: str = "slack", events: tuple[str, ...] | None = None):
+def target(
+    receiver: Webhook,
+    name: str = "ops",
+    fmt: WebhookFormat = "slack",
+    events: tuple[EventKind, ...] | None = None,
+) -> WebhookTarget:
     return WebhookTarget(
         name=name,
         url=receiver.url(name),

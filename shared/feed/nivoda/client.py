@@ -217,7 +217,7 @@ class NivodaClient:
         if isinstance(exc, errors.FeedRateLimited) and exc.retry_after_seconds is not None:
             # Honour the server's wait; a little jitter keeps concurrent fetchers from returning in step.
             return min(exc.retry_after_seconds, MAX_RETRY_AFTER_SECONDS) * (1 + 0.1 * self._rng.random())
-        ceiling = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
+        ceiling: float = min(self._backoff_max, self._backoff_base * 2 ** (attempt - 1))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
 
