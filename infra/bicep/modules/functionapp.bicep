@@ -92,7 +92,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Every setting of shared.config.Settings is either here or listed as left to the code default in
-// infra/bicep/README.md ("Settings the template does not set"); tests/test_infra.py holds that.
+// infra/bicep/README.md ("Settings the template does not set"); tests/infra/test_infra.py holds that.
 var appSettings = {
   // --- Functions host: storage for the task hub and timers, reached with the app identity
   AzureWebJobsStorage__blobServiceUri: storageBlobEndpoint
