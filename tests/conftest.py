@@ -23,6 +23,7 @@ os.environ["CARATFLOW_LOCAL_SETTINGS"] = str(Path(__file__).parent / "no-local-s
 # CLI commands run in-process log to a file (cli/terminal.py): one of the session's own, not the project's.
 os.environ.setdefault("CARATFLOW_LOG_DIR", tempfile.mkdtemp(prefix="caratflow-test-logs-"))
 
+import catalogue_rows
 from ports import free_port
 
 from emulator.server import RunningEmulator
@@ -222,3 +223,11 @@ def run_sync(runtime):
         return output
 
     return run
+
+
+@pytest.fixture
+def catalogue(database_url: str) -> list[dict]:
+    """1,500 listed stones of every grade, inserted straight into the catalogue (no sync)."""
+    rows = catalogue_rows.make_rows(1500)
+    catalogue_rows.insert(database_url, rows)
+    return rows

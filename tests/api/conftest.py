@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import catalogue_rows
 import httpx
 import pytest
 from ports import free_port
@@ -79,10 +78,3 @@ def raw(api: Served) -> Iterator[httpx.Client]:
     """Unsigned HTTP to the served API."""
     with httpx.Client(base_url=api.url, timeout=10) as http:
         yield http
-
-
-@pytest.fixture
-def catalogue(database_url: str) -> list[dict]:
-    rows = catalogue_rows.make_rows(1500)
-    catalogue_rows.insert(database_url, rows)
-    return rows
