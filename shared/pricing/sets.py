@@ -43,6 +43,7 @@ Status = Literal["draft", "active", "retired"]
 
 # Serialises numbering new versions and beginning activations ("prcsets" in ASCII, as in pg_locks).
 LIFECYCLE_LOCK_KEY = 0x70726373657473
+MAX_RULES = 500
 _ADJUSTMENTS = tuple(PriceAdjustments.model_fields)
 _RULE_COLUMNS = tuple(name for name in PricingRule.model_fields if name != "rule_id")
 _SUMMARY = """SELECT s.pricing_version, s.status, s.note, s.created_at, s.created_by, s.copied_from, s.revision,
@@ -88,7 +89,8 @@ class RuleSetContent(BaseModel):
 
     note: str = ""
     defaults: PriceAdjustments = Field(default_factory=PriceAdjustments)
-    rules: list[PricingRule] = []
+    # A bound on what one request may ask validation and the pricing CASE to handle; retailers' sets are tens.
+    rules: list[PricingRule] = Field(default=[], max_length=MAX_RULES)
 
     @model_validator(mode="after")
     def _priorities_unique(self) -> RuleSetContent:
@@ -96,6 +98,10 @@ class RuleSetContent(BaseModel):
         if len(set(priorities)) != len(priorities):
             raise ValueError("two rules have the same priority")
         return self
+
+    def rule_set(self, version: int = 0) -> RuleSet:
+        """As a set to validate before storing it (validation needs no rule ids)."""
+        return RuleSet(version, self.rules, self.defaults)
 
 
 class RuleSetSummary(BaseModel):

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.pricing.rules import PriceAdjustments, PricingRule, RuleSet, UnpricedStone
+from shared.pricing.sets import RuleSetContent
 from shared.pricing.validate import Finding, has_errors, validate
 
 
@@ -210,3 +211,8 @@ def test_no_unpriced_error_means_every_stone_is_priced(drawn: list[PricingRule],
             rules.price(stone)
         except UnpricedStone as error:  # pragma: no cover - the failure this test exists to catch
             raise AssertionError(f"validation passed {drawn} but {stone} is unpriced") from error
+
+
+def test_content_is_validated_before_it_is_stored() -> None:
+    content = RuleSetContent(rules=[rule(10, stone_type="natural"), rule(20, stone_type="lab_grown")])
+    assert [f.code for f in validate(content.rule_set())] == ["unpriced_stones"]
