@@ -36,12 +36,16 @@ EXPECTED_FUNCTIONS = {
     "finalize_run": {"activityTrigger"},
     "fail_run": {"activityTrigger"},
     "resume_run": {"activityTrigger"},
+    "start_repricing": {"activityTrigger"},
+    "advance_repricing": {"activityTrigger"},
+    "fail_repricing": {"activityTrigger"},
     # orchestrators
     "sync_run": {"orchestrationTrigger"},
     "sync_replay": {"orchestrationTrigger"},
     "sync_fetch_batch": {"orchestrationTrigger"},
     "sync_fetch_partition": {"orchestrationTrigger"},
     "sync_resume": {"orchestrationTrigger"},
+    "pricing_reprice": {"orchestrationTrigger"},
     # one full and one incremental timer per feed, each starting runs through the durable client
     "timer_full_nivoda_natural": {"timerTrigger", "durableClient"},
     "timer_incremental_nivoda_natural": {"timerTrigger", "durableClient"},
