@@ -10,8 +10,10 @@ outside all of them (`_uncovered`): which stones no rule matches, and whether a 
 matched earlier. A value no rule names (a new feed, a stone without a lab) stands for all such values,
 since every rule treats them alike. So:
 
-- error `unpriced_stones`: some stone of a type matches no rule; one finding per type, with an example
-  of the stones left out. Exact: silence proves every possible stone finds a rule.
+- error `unpriced_stones`: some stone of a type matches no rule; one finding per type, with the stones
+  left out in words and one of them as an `example`. Exact both ways (tests/pricing/test_validate.py
+  holds it to RuleSet.price): silence proves every possible stone finds a rule, and the example is a
+  stone no rule prices.
 - warning `shadowed`: every stone the rule would match is matched by higher-priority rules (one or
   several together), so it never prices anything. Exact.
 - warning `matches_nothing`: no possible stone meets the rule's conditions (e.g. a cost band under 0).
@@ -45,11 +47,25 @@ CARATS = (1, 10_000_000)  # hundredths of a carat: numeric(7, 2) above 0
 COSTS = (0, 2**63)  # cents: a bigint, never negative
 
 
+class Example(BaseModel):
+    """A possible stone (the attributes rules look at); None for a grade the stone does not have."""
+
+    stone_type: StoneType
+    feed: str
+    shape: str
+    lab: str | None
+    color: str | None
+    clarity: str | None
+    carats: Decimal
+    cost_cents: int
+
+
 class Finding(BaseModel):
     severity: Severity
     code: Code
     priorities: list[int]  # the rules concerned (a priority is unique within a set; drafts' rules have no id)
     message: str
+    example: Example | None = None  # unpriced_stones: one stone no rule prices
 
 
 def has_errors(findings: list[Finding]) -> bool:
@@ -213,6 +229,7 @@ def _unpriced(rules: RuleSet) -> list[Finding]:
                     message=f"No rule prices some {kind} stones, e.g. {describe(left)}: add a rule for {kind}"
                     " stones (stone_type empty or "
                     f"{kind}) with no other condition after the others, or widen the rules to cover them.",
+                    example=example(left),
                 )
             )
     return findings
@@ -303,6 +320,30 @@ def _selector(rule: PricingRule) -> tuple[object, ...]:
 
     lists = (rule.shapes, rule.labs, rule.colors, rule.clarities)
     return (rule.stone_type, rule.feed, *map(listed, lists))
+
+
+def example(stones: Box) -> Example:
+    """One stone of a (non-empty) box: its lowest carats and cost, a named value where the box names some,
+    else a value no rule names (no grade at all, for lab, colour and clarity)."""
+
+    def pick(values: Values, grade: bool) -> str | None:
+        if not values.open:
+            return min(values.names)
+        if grade:
+            return None
+        return next(f"other{n}" for n in range(len(values.names) + 1) if f"other{n}" not in values.names)
+
+    kind: Any = min(stones.stone_type.names)
+    return Example(
+        stone_type=kind,
+        feed=pick(stones.feed, grade=False) or "",
+        shape=pick(stones.shape, grade=False) or "",
+        lab=pick(stones.lab, grade=True),
+        color=pick(stones.color, grade=True),
+        clarity=pick(stones.clarity, grade=True),
+        carats=Decimal(stones.carats[0]) / 100,
+        cost_cents=stones.cost[0],
+    )
 
 
 # --- sentences

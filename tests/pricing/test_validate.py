@@ -200,7 +200,8 @@ stones = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None, database=None)
+# Most random sets leave some stones unpriced; enough examples that a few hundred do not.
+@settings(max_examples=600, deadline=None, database=None)
 @given(drawn=st.lists(small_rules, min_size=1, max_size=6, unique_by=lambda r: r.priority), sample=st.lists(stones))
 def test_no_unpriced_error_means_every_stone_is_priced(drawn: list[PricingRule], sample: list[Stone]) -> None:
     rules = RuleSet(2, drawn)
@@ -216,3 +217,23 @@ def test_no_unpriced_error_means_every_stone_is_priced(drawn: list[PricingRule],
 def test_content_is_validated_before_it_is_stored() -> None:
     content = RuleSetContent(rules=[rule(10, stone_type="natural"), rule(20, stone_type="lab_grown")])
     assert [f.code for f in validate(content.rule_set())] == ["unpriced_stones"]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(drawn=st.lists(small_rules, min_size=1, max_size=6, unique_by=lambda r: r.priority))
+def test_an_unpriced_error_names_a_stone_no_rule_prices(drawn: list[PricingRule]) -> None:
+    """With the test above: validation reports unpriced stones exactly when there are some."""
+    rules = RuleSet(2, drawn)
+    for finding in findings(*drawn, code="unpriced_stones"):
+        assert finding.example is not None
+        kind = finding.example.stone_type
+        stone = Stone(
+            **finding.example.model_dump(exclude={"stone_type"}),
+            lab_grown=kind == "lab_grown",
+            fancy_color="PINK" if kind == "fancy" else None,
+        )
+        try:
+            priced = rules.price(stone)
+        except UnpricedStone:
+            continue
+        raise AssertionError(f"{stone} was reported unpriced but {priced} prices it")
