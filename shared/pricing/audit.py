@@ -8,17 +8,20 @@ makes it. The repricing job (shared/pricing/repricing.py) ends each activation w
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal, get_args
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, model_validator
 
 from shared.db.rows import one
 from shared.pricing.diff import RuleSetDiff
+
+# PostgreSQL answers in the session's time zone; every time this package hands out is in UTC.
+UtcTime = Annotated[datetime, AfterValidator(lambda moment: moment.astimezone(UTC))]
 
 Action = Literal[
     "create", "copy", "edit", "delete_draft", "activate", "revert", "job_finished", "job_cancelled", "job_failed"
@@ -68,7 +71,7 @@ class Outcome(BaseModel):
 
 class AuditEntry(BaseModel):
     audit_id: int
-    recorded_at: datetime
+    recorded_at: UtcTime
     action: Action
     actor: Actor
     pricing_version: int
@@ -86,8 +89,8 @@ class AuditQuery(BaseModel):
     version: int | None = None
     action: Action | None = None
     actor: str | None = None  # an actor's name: the API client, operator or component
-    since: datetime | None = None  # recorded_at >= since
-    until: datetime | None = None  # recorded_at < until
+    since: AwareDatetime | None = None  # recorded_at >= since
+    until: AwareDatetime | None = None  # recorded_at < until
     before: int | None = None
     limit: int = Field(default=100, ge=1, le=1000)
 

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from shared.db.rows import one
 from shared.pricing import audit
-from shared.pricing.audit import Actor
+from shared.pricing.audit import Actor, UtcTime
 from shared.pricing.diff import RuleSetDiff, diff
 from shared.pricing.repository import rule_set
 from shared.pricing.rules import PriceAdjustments, PricingRule, RuleSet
@@ -108,13 +108,13 @@ class RuleSetSummary(BaseModel):
     pricing_version: int
     status: Status
     note: str
-    created_at: datetime
+    created_at: UtcTime
     created_by: str
     copied_from: int | None
     revision: int
-    updated_at: datetime
-    activated_at: datetime | None
-    retired_at: datetime | None
+    updated_at: UtcTime
+    activated_at: UtcTime | None
+    retired_at: UtcTime | None
     rule_count: int
 
 

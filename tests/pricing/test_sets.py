@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -215,3 +216,27 @@ def test_two_activations_at_once_one_begins(database_url: str, conn: psycopg.Con
     assert len(results) == 2
     assert results.count(None) == 1
     assert len(audit.entries(conn, AuditQuery(action="activate"))) == 1
+
+
+def test_a_set_does_not_leave_draft_while_a_rule_is_being_written_into_it(database_url: str) -> None:
+    """The rules' trigger holds the set's row: a status change waits for the rule's transaction, then the
+    rule is part of what became active (and no rule can be added after)."""
+    with psycopg.connect(database_url) as writer, psycopg.connect(database_url, autocommit=True) as other:
+        draft = sets.create(writer, ALICE, content())
+        writer.commit()
+        writer.execute(
+            "INSERT INTO pricing_rules (pricing_version, priority, name) VALUES (%s, 5, 'late')",
+            (draft.pricing_version,),
+        )
+        other.execute("SET lock_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            other.execute(
+                "UPDATE pricing_rule_sets SET status = 'active' WHERE pricing_version = %s", (draft.pricing_version,)
+            )
+
+
+def test_times_are_utc_whatever_the_sessions_time_zone(conn: psycopg.Connection) -> None:
+    conn.execute("SET TimeZone = 'America/New_York'")
+    created = sets.create(conn, ALICE)
+    (entry,) = audit.entries(conn, AuditQuery(version=created.pricing_version))
+    assert created.created_at.utcoffset() == entry.recorded_at.utcoffset() == timedelta(0)
