@@ -214,11 +214,19 @@ def delete_draft(conn: psycopg.Connection, version: int, actor: Actor, *, commen
         audit.record(conn, "delete_draft", actor, version, comment=comment)
 
 
-def begin_activation(conn: psycopg.Connection, version: int, actor: Actor, comment: str) -> Activation:
+def begin_activation(
+    conn: psycopg.Connection,
+    version: int,
+    actor: Actor,
+    comment: str,
+    *,
+    expected: Literal["activate", "revert"] | None = None,
+) -> Activation:
     """Check that `version` may become active and record the request; the repricing job does the rest.
 
-    A draft is activated, a retired set reverted to. Raises NoSuchVersion, CommentRequired, LifecycleError
-    (already active), ActivationInProgress, or InvalidRuleSet with the validation errors.
+    A draft is activated, a retired set reverted to; `expected` refuses the other (the API's activate and
+    revert routes say which they mean). Raises NoSuchVersion, CommentRequired, LifecycleError (already
+    active, or not what was expected), ActivationInProgress, or InvalidRuleSet with the validation errors.
     """
     if not comment.strip():
         raise CommentRequired("activating or reverting a pricing version needs a comment saying why")
@@ -227,6 +235,12 @@ def begin_activation(conn: psycopg.Connection, version: int, actor: Actor, comme
         status = _lock(conn, version)
         if status == "active":
             raise LifecycleError(f"pricing version {version} is already active")
+        action: Literal["activate", "revert"] = "activate" if status == "draft" else "revert"
+        if expected is not None and expected != action:
+            done = {"activate": "activated", "revert": "reverted to"}
+            raise LifecycleError(
+                f"pricing version {version} is {status}: it can only be {done[action]}, not {done[expected]}"
+            )
         _refuse_in_progress(conn)
         rules = rule_set(conn, version)
         findings = validate(rules)
@@ -234,7 +248,6 @@ def begin_activation(conn: psycopg.Connection, version: int, actor: Actor, comme
             raise InvalidRuleSet(version, [finding for finding in findings if finding.severity == "error"])
         active = conn.execute("SELECT pricing_version FROM pricing_rule_sets WHERE status = 'active'").fetchone()
         previous = None if active is None else int(active[0])
-        action: Literal["activate", "revert"] = "activate" if status == "draft" else "revert"
         changes = diff(None if previous is None else rule_set(conn, previous), rules)
         activation_id = audit.record(conn, action, actor, version, from_version=previous, diff=changes, comment=comment)
         started = activation_in_progress(conn)

@@ -147,6 +147,8 @@ def test_activation_needs_a_comment_and_a_valid_set(conn: psycopg.Connection) ->
     assert {f.code for f in refused.value.findings} == {"unpriced_stones"}
     with pytest.raises(sets.LifecycleError, match="already active"):
         sets.begin_activation(conn, 1, ALICE, "again")
+    with pytest.raises(sets.LifecycleError, match="can only be activated, not reverted"):
+        sets.begin_activation(conn, sets.copy(conn, 1, ALICE).pricing_version, ALICE, "back", expected="revert")
     assert sets.activation_in_progress(conn) is None
 
 
