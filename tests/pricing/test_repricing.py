@@ -4,9 +4,16 @@ orchestration on the local host against a synced catalogue."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from subprocess import DEVNULL
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,10 +22,13 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from local_host.client import LocalDurableClient
+from shared.db.connect import open_pool
 from shared.db.rows import one
 from shared.pricing import audit, repricing, repricing_batches, sets
 from shared.pricing.audit import Actor, AuditQuery
 from shared.pricing.repository import rule_set
+from shared.pricing.repricing_starts import REPRICE, reprice_request
 from shared.pricing.rules import PriceAdjustments, PricingRule
 from shared.pricing.sql import price_of
 
@@ -41,7 +51,12 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def catalogue(conn: psycopg.Connection) -> None:
-    """STONES stones of every type, priced under version 1 as consolidation prices them; a few delisted."""
+    fill_catalogue(conn, STONES)
+
+
+def fill_catalogue(conn: psycopg.Connection, stones: int) -> None:
+    """Stones of every type, priced under version 1 as consolidation prices them; a few delisted. The same
+    stones (by stone_id) in every database; their diamond_id is random."""
     conn.execute(
         """INSERT INTO diamonds (feed, stone_id, offer_id, shape, carats, color, clarity, fancy_color, lab_grown, lab,
                                  availability, cost_cents, price_cents, price_per_carat_cents, pricing_version,
@@ -54,7 +69,7 @@ def catalogue(conn: psycopg.Connection) -> None:
                   5000 + (i * 7919) %% 2000000, 0, 0, 1, sha256(i::text::bytea), gen_random_uuid(),
                   CASE WHEN i %% 50 = 0 THEN now() END
            FROM generate_series(1, %s) AS i""",
-        (STONES,),
+        (stones,),
     )
     price = price_of(rule_set(conn, 1), "d")
     conn.execute(
@@ -254,3 +269,66 @@ def test_a_failed_job_keeps_its_target_active_and_resumes_from_its_checkpoint(co
     assert (resumed.status, resumed.last_key, resumed.error) == ("running", job.last_key, None)
     assert run_to_end(pool, job.job_id).status == "succeeded"
     assert_priced_under(conn, 2)
+
+
+# --- a host killed during a job ---------------------------------------------------------------------------
+
+CATALOGUE = """SELECT stone_id, price_cents, price_per_carat_cents, pricing_version, pricing_rule_id,
+                      (SELECT count(*) FROM price_history h WHERE h.diamond_id = d.diamond_id)
+               FROM diamonds d ORDER BY stone_id"""
+KILLED_STONES = 40_000
+
+
+def start_job(database_url: str, settings: Any) -> uuid.UUID:
+    """A catalogue and a job to version 2 whose orchestration waits for a host."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        fill_catalogue(conn, KILLED_STONES)
+        job = repricing.begin(conn, version_2(conn), ALICE, "killed on the way")
+    pool = open_pool(settings, url=database_url)
+    try:
+        request = reprice_request(job.job_id, batch_size=500, slice_seconds=0.3)
+        LocalDurableClient(pool).start_new(REPRICE, repricing.instance_id(job.job_id), request)
+    finally:
+        pool.close()
+    return job.job_id
+
+
+def host(database_url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CARATFLOW_LOCAL_SETTINGS": str(tmp_path / "none.json"), "DATABASE_URL": database_url}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "host", "--until-idle"], env=env, stdout=DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def outcome(database_url: str, job_id: uuid.UUID) -> tuple[list[tuple[Any, ...]], tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        job = repricing.load_job(conn, job_id)
+        return conn.execute(CATALOGUE).fetchall(), (job.status, job.stones, job.repriced, job.value_delta_cents)
+
+
+@pytest.mark.slow
+def test_a_host_killed_during_a_job_resumes_to_the_catalogue_of_an_uninterrupted_one(
+    new_database, settings, tmp_path
+) -> None:
+    reference_db, killed_db = new_database(), new_database()
+    reference_job, killed_job = start_job(reference_db, settings), start_job(killed_db, settings)
+    uninterrupted = host(reference_db, tmp_path)
+    assert uninterrupted.wait(300) == 0, uninterrupted.communicate()[1].decode()[-3000:]
+
+    kills = 0
+    with psycopg.connect(killed_db, autocommit=True) as conn:
+        for at_batches in (10, 40):  # killed twice, well inside the key pass
+            process = host(killed_db, tmp_path)
+            while repricing.load_job(conn, killed_job).batches < at_batches and process.poll() is None:
+                time.sleep(0.01)
+            assert process.poll() is None, "the job ended before the kill"
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+            kills += 1
+        assert not repricing.load_job(conn, killed_job).finished
+    resumed = host(killed_db, tmp_path)
+    assert resumed.wait(300) == 0, resumed.communicate()[1].decode()[-3000:]
+
+    expected, expected_job = outcome(reference_db, reference_job)
+    assert expected_job[:2] == ("succeeded", KILLED_STONES)
+    assert outcome(killed_db, killed_job) == (expected, expected_job)  # one history row per changed price too
