@@ -143,3 +143,29 @@ def test_the_instance_id_names_the_job() -> None:
     assert repricing.instance_id(job_id) == f"reprice-{job_id}"
     request = reprice_request(job_id, batch_size=5)
     assert (request["job_id"], request["batch_size"], "correlation_id" in request) == (str(job_id), 5, True)
+
+
+def test_an_activity_out_of_retries_fails_the_job_not_the_orchestration() -> None:
+    from fake_orchestration import FakeOrchestrationContext, Fakes, orchestrators_of, run
+
+    import function_app
+
+    def progress(**fields: Any) -> dict[str, Any]:
+        return {"job_id": "j", "status": "running", "finished": False, **fields}
+
+    def advance(request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("Activity function 'advance_repricing' failed: connection lost")
+
+    world = Fakes(
+        activities={
+            "start_repricing": lambda request: progress(),
+            "advance_repricing": advance,
+            "fail_repricing": lambda request: progress(status="failed", finished=True, error=request["error"]),
+        }
+    )
+    context = FakeOrchestrationContext(world, {"job_id": "j", "batch_size": 10, "slice_seconds": 1}, "reprice-j")
+    result = run(orchestrators_of(function_app.app)[REPRICE], context)
+    assert result["status"] == "failed"
+    assert "connection lost" in result["error"]
+    assert [call.name for call in world.calls] == ["start_repricing", "advance_repricing", "fail_repricing"]
+    assert context.custom_statuses[-1] == result
