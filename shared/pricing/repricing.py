@@ -154,6 +154,9 @@ def cancel_refusal(job: Job) -> str | None:
 def resume_refusal(job: Job) -> str | None:
     if job.status != "failed":
         return f"repricing job {job.job_id} is {job.status}; only a failed job can be resumed"
+    if job.failed_in == "pending":
+        # It changed nothing, and its failure ended its activation: a new activation is the way on.
+        return f"repricing job {job.job_id} failed before it started; activate the version again"
     return None
 
 

@@ -271,6 +271,19 @@ def test_a_failed_job_keeps_its_target_active_and_resumes_from_its_checkpoint(co
     assert_priced_under(conn, 2)
 
 
+@pytest.mark.usefixtures("catalogue")
+def test_a_job_that_failed_before_it_started_changed_nothing_and_its_version_is_activated_afresh(conn) -> None:
+    original = prices(conn)
+    job = repricing.begin(conn, version_2(conn), ALICE, "test")
+    failed = repricing.fail(conn, job.job_id, "start_repricing: lock timeout")
+    assert (failed.status, failed.failed_in) == ("failed", "pending")
+    assert prices(conn) == original
+    assert len(audit.entries(conn, AuditQuery(action="job_failed"))) == 1
+    with pytest.raises(repricing.RepricingConflict):
+        repricing.resume(conn, job.job_id)
+    assert repricing.begin(conn, 2, ALICE, "again").status == "pending"
+
+
 # --- a host killed during a job ---------------------------------------------------------------------------
 
 CATALOGUE = """SELECT stone_id, price_cents, price_per_carat_cents, pricing_version, pricing_rule_id,
