@@ -25,7 +25,11 @@ that version; only then is the job `cancelled`. At every moment the active versi
 stone is being brought to, and once a job has ended (succeeded or cancelled) every stone is priced under
 it. A job cancelled before it started changed nothing. A job that failed (an activity out of retries) keeps
 its target (or, failing while cancelling, its previous version) active, with some stones not yet under it:
-`resume` carries it on from its checkpoint, and any later job converges the whole catalogue anyway.
+`resume` carries it on from its checkpoint, and any later job converges the whole catalogue anyway. A job
+that failed before it started changed nothing; its version is activated afresh.
+
+This module holds the job's states and transitions; repricing_batches.py its batches and the loop that
+applies them, repricing_starts.py the start of its orchestration (orchestrators/pricing.py).
 """
 
 from __future__ import annotations
