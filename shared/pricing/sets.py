@@ -147,11 +147,12 @@ def list_sets(conn: psycopg.Connection, status: Status | None = None) -> list[Ru
 
 
 def get(conn: psycopg.Connection, version: int) -> RuleSetDetail:
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(_SUMMARY + " WHERE s.pricing_version = %s", (version,)).fetchone()
-    if row is None:
-        raise NoSuchVersion(f"no pricing version {version}")
-    rules = rule_set(conn, version)
+    # The row lock waits for an edit under way, so the revision read goes with the rules read.
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_SUMMARY + " WHERE s.pricing_version = %s FOR SHARE OF s", (version,)).fetchone()
+        if row is None:
+            raise NoSuchVersion(f"no pricing version {version}")
+        rules = rule_set(conn, version)
     return RuleSetDetail(**row, defaults=rules.defaults, rules=rules.rules)
 
 
