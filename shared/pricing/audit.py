@@ -159,21 +159,23 @@ def record_outcome(
         ).fetchone()
         if started is None or started[2] not in ("activate", "revert"):
             raise LookupError(f"no activation {activation_id} in the pricing audit")
-        existing = conn.execute(
-            "SELECT audit_id FROM pricing_audit WHERE activation_id = %s", (activation_id,)
-        ).fetchone()
-        if existing is not None:
-            return int(existing[0])
-        return record(
-            conn,
-            action,
-            actor or Actor.system("repricing"),
-            started[0],
-            from_version=started[1],
-            activation_id=activation_id,
-            outcome=outcome,
-            details=details,
-        )
+        try:
+            with conn.transaction():
+                return record(
+                    conn,
+                    action,
+                    actor or Actor.system("repricing"),
+                    started[0],
+                    from_version=started[1],
+                    activation_id=activation_id,
+                    outcome=outcome,
+                    details=details,
+                )
+        except psycopg.errors.UniqueViolation:  # ended already (pricing_audit_one_outcome)
+            existing = conn.execute(
+                "SELECT audit_id FROM pricing_audit WHERE activation_id = %s", (activation_id,)
+            ).fetchone()
+            return int(one(existing)[0])
 
 
 def entries(conn: psycopg.Connection, query: AuditQuery) -> list[AuditEntry]:
