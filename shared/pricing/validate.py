@@ -18,10 +18,11 @@ since every rule treats them alike. So:
   several together), so it never prices anything. Exact.
 - warning `matches_nothing`: no possible stone meets the rule's conditions (e.g. a cost band under 0).
 - warning `below_cost`: no floor applies to the rule (its own or the set's) and, for some cost in its
-  cost band, the markup leaves the price below cost: cost x percent / 100 + cents < -0.5 cents, or with
-  rounding to the dollar (which can take off up to 49 cents) < 48.5 cents. Exact with rounding none and
-  dollar-safe: silence proves no stone the rule prices goes below cost. With rounding up (multiple,
-  charm) it may fire where the upward rounding happens to lift every such price back over cost.
+  cost band, the markup leaves the price below cost: cost x percent / 100 + cents < -0.5 cents, or, with
+  rounding to the dollar (which can take off up to 49 cents), < 48.5 cents. Judged on the rule alone
+  (stones earlier rules take are not subtracted). Silence proves that no stone the rule prices goes
+  below cost. With rounding none the warning is exact too; with rounding dollar, multiple or charm it
+  may fire where the rounding happens to lift every such price back to cost or above.
 - warning `overlapping_bands`: two rules of one tier whose bands share stones (the later loses them).
   A tier is the rules with the same selector (stone type, feed, shapes, labs, colours, clarities) that
   have a carat or cost band: a band table for one kind of stone. A rule of the selector with no band is
