@@ -106,3 +106,14 @@ def test_preview_equals_pricing_every_listed_stone_in_python(database_url: str) 
 def test_preview_of_a_version_that_does_not_exist(database_url: str) -> None:
     with psycopg.connect(database_url) as conn, pytest.raises(LookupError):
         preview(conn, 99)
+
+
+def test_preview_inside_the_callers_transaction(database_url: str) -> None:
+    """Outermost, preview reads one snapshot of its own; inside a transaction, the caller's."""
+    insert(database_url, make_rows(50, seed=3))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("SELECT 1")  # a transaction is open
+        inside = preview(conn, 1, largest=5)
+        conn.rollback()
+        assert preview(conn, 1, largest=5).total == inside.total
+    assert inside.total.stones == sum(1 for row in make_rows(50, seed=3) if row["delisted_at"] is None)
