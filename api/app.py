@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import problems
 from api.middleware import EdgeMiddleware
-from api.routes import dead_letters, diamonds, health, media, runs
+from api.routes import dead_letters, diamonds, health, media, pricing, runs
 from api.state import ApiState
 from shared import logs
 from shared.catalogue.media import PATH_PREFIX as MEDIA_PATH_PREFIX
@@ -60,6 +60,7 @@ def create_app(
     app.include_router(media.router)
     app.include_router(runs.router)
     app.include_router(dead_letters.router)
+    app.include_router(pricing.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -75,3 +75,5 @@ def _caller(scope: str) -> Any:
 
 SearchCaller = Annotated[Principal, _caller("search")]
 AdminCaller = Annotated[Principal, _caller("admin")]
+# Every pricing route, reads included: rules, previews and quotes show costs and margins (docs/pricing.md).
+PricingCaller = Annotated[Principal, _caller("pricing")]

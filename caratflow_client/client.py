@@ -106,7 +106,97 @@ class CaratflowClient:
 
     def run_events(self, run_id: str, **params: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         """(event, data) pairs from the run's server-sent event stream, until it ends."""
-        with self.http.stream("GET", f"/api/v1/runs/{run_id}/events", params=params, timeout=None) as response:
+        return self._events(f"/api/v1/runs/{run_id}/events", params)
+
+    def dead_letters(self, **params: Any) -> list[dict[str, Any]]:
+        letters: list[dict[str, Any]] = self._get("/api/v1/dead-letters", params)["data"]
+        return letters
+
+    def replay_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/dead-letters/{letter_id}/replay", None)
+
+    def purge_dead_letter(self, letter_id: str) -> dict[str, Any]:
+        response = self.http.delete(f"/api/v1/dead-letters/{letter_id}")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    # --- pricing routes (pricing scope) ---
+
+    def pricing_sets(self, status: str | None = None) -> list[dict[str, Any]]:
+        sets: list[dict[str, Any]] = self._get("/api/v1/pricing/sets", {"status": status})["data"]
+        return sets
+
+    def pricing_set(self, version: int) -> dict[str, Any]:
+        """A rule set with its defaults and rules."""
+        return self._get(f"/api/v1/pricing/sets/{version}", {})
+
+    def create_pricing_set(self, content: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A new draft holding `content` ({note, defaults, rules}; empty if None)."""
+        return self._post("/api/v1/pricing/sets", content or {})
+
+    def copy_pricing_set(self, version: int, note: str | None = None) -> dict[str, Any]:
+        return self._post(f"/api/v1/pricing/sets/{version}/copy", {} if note is None else {"note": note})
+
+    def edit_pricing_set(
+        self, version: int, content: dict[str, Any], *, revision: int | None = None, comment: str = ""
+    ) -> dict[str, Any]:
+        """Replace a draft's note, defaults and rules; `revision` refuses the edit (412) if it changed since."""
+        headers = {} if revision is None else {"If-Match": f'"{revision}"'}
+        body = {**content, "comment": comment} if comment else content
+        response = self.http.put(f"/api/v1/pricing/sets/{version}", json=body, headers=headers)
+        return self._json(response)
+
+    def delete_pricing_set(self, version: int, comment: str = "") -> dict[str, Any]:
+        params = {"comment": comment} if comment else {}
+        return self._json(self.http.delete(f"/api/v1/pricing/sets/{version}", params=params))
+
+    def validate_pricing_set(self, version: int) -> dict[str, Any]:
+        """{pricing_version, valid, findings}."""
+        return self._get(f"/api/v1/pricing/sets/{version}/validation", {})
+
+    def preview_pricing_set(self, version: int, largest: int | None = None) -> dict[str, Any]:
+        return self._get(f"/api/v1/pricing/sets/{version}/preview", {"largest": largest})
+
+    def activate_pricing_set(self, version: int, comment: str) -> dict[str, Any]:
+        """Start the repricing job that activates a draft; the job."""
+        return self._post(f"/api/v1/pricing/sets/{version}/activate", {"comment": comment})
+
+    def revert_pricing_set(self, version: int, comment: str) -> dict[str, Any]:
+        """Start the repricing job that makes a retired set active again; the job."""
+        return self._post(f"/api/v1/pricing/sets/{version}/revert", {"comment": comment})
+
+    def repricing_jobs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = self._get("/api/v1/pricing/jobs", {"limit": limit})["data"]
+        return jobs
+
+    def repricing_job(self, job_id: str) -> dict[str, Any]:
+        return self._get(f"/api/v1/pricing/jobs/{job_id}", {})
+
+    def repricing_job_events(self, job_id: str, **params: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event, data) pairs from the job's server-sent event stream, until it ends."""
+        return self._events(f"/api/v1/pricing/jobs/{job_id}/events", params)
+
+    def cancel_repricing_job(self, job_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/pricing/jobs/{job_id}/cancel", None)
+
+    def resume_repricing_job(self, job_id: str) -> dict[str, Any]:
+        return self._post(f"/api/v1/pricing/jobs/{job_id}/resume", None)
+
+    def pricing_audit(self, **filters: Any) -> list[dict[str, Any]]:
+        """Audit entries, newest first: filters version, action, actor, since, until, before, limit."""
+        entries: list[dict[str, Any]] = self._get("/api/v1/pricing/audit", filters)["data"]
+        return entries
+
+    def quote(
+        self, *, diamond_id: str | None = None, stone: dict[str, Any] | None = None, pricing_version: int | None = None
+    ) -> dict[str, Any]:
+        """The price of a catalogue stone (diamond_id) or a hypothetical one (stone) under a version."""
+        body = {"diamond_id": diamond_id, "stone": stone, "pricing_version": pricing_version}
+        return self._post("/api/v1/pricing/quote", {k: v for k, v in body.items() if v is not None})
+
+    def _events(self, path: str, params: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        with self.http.stream("GET", path, params=params, timeout=None) as response:
             response.raise_for_status()
             kind, data = "message", []
             for line in response.iter_lines():
@@ -120,15 +210,7 @@ class CaratflowClient:
                     yield kind, json.loads("\n".join(data))
                     kind, data = "message", []
 
-    def dead_letters(self, **params: Any) -> list[dict[str, Any]]:
-        letters: list[dict[str, Any]] = self._get("/api/v1/dead-letters", params)["data"]
-        return letters
-
-    def replay_dead_letter(self, letter_id: str) -> dict[str, Any]:
-        return self._post(f"/api/v1/dead-letters/{letter_id}/replay", None)
-
-    def purge_dead_letter(self, letter_id: str) -> dict[str, Any]:
-        response = self.http.delete(f"/api/v1/dead-letters/{letter_id}")
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result

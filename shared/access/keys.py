@@ -18,7 +18,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.secrets import SecretStore
 
-SCOPES = ("search", "admin")
+SCOPES = ("search", "admin", "pricing")
 
 KEY_RECORD_SQL = """
 SELECT k.key_id, k.client_id, c.scopes, k.secret_name, k.expires_at, coalesce(k.revoked_at, c.revoked_at) AS revoked_at,
