@@ -13,7 +13,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from cli import admin, db, demo, keys, notify, plan, retention, serve, sync
+    from cli import admin, db, demo, keys, notify, plan, pricing, retention, serve, sync
 
     parser = argparse.ArgumentParser(
         prog="caratflow",
@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json-logs", action="store_true", help="log on stderr, one JSON object per line")
     parser.add_argument("-v", "--verbose", action="store_true", help="log on stderr, debug records too")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for module in (demo, sync, plan, serve, keys, admin, notify, retention, db):
+    for module in (demo, sync, plan, serve, keys, admin, pricing, notify, retention, db):
         module.register(commands)
     _register_emulator(commands)
     return parser
