@@ -70,7 +70,8 @@ def pricing_hostile(api_settings, pool, database_url, issue_key) -> Iterator[tup
 
 def _send(http: httpx.Client, key: Any, op: Any, body: Any = None, **query: str) -> httpx.Response:
     raw = None if body is None else json.dumps(body, ensure_ascii=True, allow_nan=True).encode()
-    return hostile_input._send(http, key, op, query, {"version": "1"}, raw)
+    response: httpx.Response = hostile_input._send(http, key, op, query, {"version": "1"}, raw)
+    return response
 
 
 @pytest.mark.slow
