@@ -112,7 +112,11 @@ async def post_job_resume(state: AppState, caller: PricingCaller, client: Durabl
     if refused is not None:
         raise Problem(409, "conflict", "Not allowed now", refused, "Resume a failed job once its orchestration ended.")
     resumed = await call(state, repricing.resume, job_id)
-    await start_repricing(client, job_id)
+    try:
+        await start_repricing(client, job_id)
+    except Exception as exc:
+        await call(state, repricing.fail, job_id, f"its orchestration did not start again: {exc}")
+        raise
     return JsonResponse(job_view(resumed), status_code=202, headers={"Location": f"/api/v1/pricing/jobs/{job_id}"})
 
 

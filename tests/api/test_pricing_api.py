@@ -144,6 +144,23 @@ def test_an_unpriced_stone_type_is_422_and_a_second_activation_409(pricing_api: 
     assert_priced_under(conn, 1)
 
 
+@pytest.mark.slow
+def test_a_failed_job_is_resumed_through_the_api(pricing_api: PricingApi) -> None:
+    api, conn = pricing_api.pricing, pricing_api.conn
+    version = api.create_pricing_set({"rules": NEW_RULES})["pricing_version"]
+    job = repricing.begin(conn, version, Actor.operator("alice"), "to fail")
+    repricing.start(conn, job.job_id)
+    repricing.fail(conn, job.job_id, "connection lost")  # as the orchestration does when an activity gives up
+    failed = api.repricing_job(str(job.job_id))
+    assert (failed["status"], failed["failed_in"], failed["error"]) == ("failed", "running", "connection lost")
+
+    resumed = api.resume_repricing_job(str(job.job_id))
+    assert resumed["status"] == "running"
+    assert wait_for_job(api, str(job.job_id))["status"] == "succeeded"
+    assert_priced_under(conn, version)
+    assert refused(api.resume_repricing_job, str(job.job_id)).status_code == 409
+
+
 def _operations(client: CaratflowClient) -> list[tuple[str, str]]:
     document = client.http.get("/api/openapi.json").json()
     return [
