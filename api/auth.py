@@ -190,7 +190,8 @@ def signed_path(request: Request) -> bytes:
     and LF, so `a%0Ab` would verify as `ab`.
     """
     raw = request.scope.get("raw_path")
-    return raw if raw else request.scope["path"].encode()
+    path: bytes = raw if raw else request.scope["path"].encode()
+    return path
 
 
 async def authenticate(request: Request, state: ApiState, conn: AsyncConnection, scope: str) -> Principal:
@@ -245,6 +246,9 @@ async def authenticate(request: Request, state: ApiState, conn: AsyncConnection,
     )
     if outcome.outcome == "replayed":
         raise await _fail(request, state, conn, "nonce replayed", key_id)
+    # The gate counts the budget for every request it does not refuse as replayed.
+    assert outcome.remaining is not None
+    assert outcome.reset_after_ms is not None
     if outcome.outcome == "limited":
         telemetry.record_rate_limited(budget=kind, route=_route(request))
         headers = _limit_headers(per_minute, outcome.remaining, outcome.reset_after_ms, outcome.retry_after_ms)

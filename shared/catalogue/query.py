@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -25,7 +25,11 @@ SORT_COLUMNS: dict[str, type] = {
     "clarity": int,  # sorts by clarity_rank: FL first
     "listed_at": str,
 }
-SortKey = Literal[tuple(key for column in SORT_COLUMNS for key in (column, f"-{column}"))]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    # Built below from SORT_COLUMNS when the module loads, which a type checker cannot evaluate.
+    SortKey = str
+else:
+    SortKey = Literal[tuple(key for column in SORT_COLUMNS for key in (column, f"-{column}"))]
 
 _MAX_VALUES = 30
 FancyColor = Annotated[

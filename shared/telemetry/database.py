@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from opentelemetry import trace
@@ -47,8 +47,9 @@ class _InsideTracesOnlyTracer(trace.Tracer):
             return trace.INVALID_SPAN
         return self.inner.start_span(name, context, *args, **kwargs)
 
+    # The same call as the Tracer's (its arguments passed on), through another context manager class.
     @contextmanager
-    def start_as_current_span(
+    def start_as_current_span(  # type: ignore[override]
         self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
     ) -> Iterator[trace.Span]:
         if not trace.get_current_span(context).is_recording():
@@ -59,9 +60,11 @@ class _InsideTracesOnlyTracer(trace.Tracer):
 
 
 _INSIDE_TRACES_ONLY = _InsideTracesOnly()
+# Either kind: the instrumentation wraps a pool's sync and async connections alike.
+_Connection = TypeVar("_Connection", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
 
 
-def trace_connection(connection: psycopg.Connection) -> None:
+def trace_connection(connection: _Connection) -> None:
     """Give a connection's queries spans, as children of the (recording) span current when they run.
 
     Made to be a psycopg_pool `configure` callback (shared/db/connect.py); an AsyncConnectionPool

@@ -36,9 +36,14 @@ from shared.telemetry.tracing import derived_id, parent_context, parse_tracepare
 class OrchestrationContext(Protocol):
     """The parts of azure.durable_functions' DurableOrchestrationContext used here."""
 
-    instance_id: str
-    is_replaying: bool
-    current_utc_datetime: Any
+    @property
+    def instance_id(self) -> str: ...
+
+    @property
+    def is_replaying(self) -> bool: ...
+
+    @property
+    def current_utc_datetime(self) -> Any: ...
 
     def get_input(self) -> Any: ...
 
@@ -84,7 +89,7 @@ def carry(context: OrchestrationContext, payload: dict[str, Any]) -> dict[str, A
     return {**payload, "correlation_id": current.correlation_id, "traceparent": traceparent(current.span)}
 
 
-class ReplaySafeLogger(logging.LoggerAdapter):
+class ReplaySafeLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger for orchestrator code: silent while the orchestrator replays, so each line is written
     once; every line carries the orchestration's correlation id, run id, instance id and trace ids."""
 

@@ -29,12 +29,11 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
-    Gauge,
-    Histogram,
+    HistogramDataPoint,
     InMemoryMetricReader,
     MetricReader,
+    NumberDataPoint,
     PeriodicExportingMetricReader,
-    Sum,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -196,7 +195,8 @@ def _configure(exporter: str) -> Telemetry:
     if isinstance(provider, TracerProvider) and not isinstance(provider.id_generator, ForcibleIds):
         # Set after construction because configure_azure_monitor builds its provider itself. Only
         # record_span (shared/telemetry/tracing.py) ever forces an id; every other span stays random.
-        provider.id_generator = ForcibleIds(provider.id_generator)
+        # The SDK annotates the attribute with its default generator's class; any IdGenerator serves.
+        provider.id_generator = ForcibleIds(provider.id_generator)  # type: ignore[assignment]
     return Telemetry(exporter, tap, memory, registry, trace.get_tracer(TRACER_NAME))
 
 
@@ -267,9 +267,9 @@ def read_metrics() -> dict[str, dict[frozenset[tuple[str, Any]], float]]:
                 points = found.setdefault(metric.name, {})
                 for point in metric.data.data_points:
                     key = frozenset((point.attributes or {}).items())
-                    if isinstance(metric.data, Histogram):
+                    if isinstance(point, HistogramDataPoint):  # a Histogram's
                         points[key] = point.count
-                    elif isinstance(metric.data, Sum | Gauge):
+                    elif isinstance(point, NumberDataPoint):  # a Sum's or a Gauge's
                         points[key] = point.value
     return found
 

@@ -15,6 +15,8 @@ import pytest
 from caratflow_client import CaratflowClient
 from caratflow_client.signing import sign_request
 from shared.access import keys
+from shared.access.keys import IssuedSecret
+from shared.db.rows import one
 
 PATH = "/api/v1/diamonds"
 
@@ -68,7 +70,9 @@ def test_timestamp_is_checked_both_ways_and_cannot_be_edited(raw, search_key, ap
     assert_401(send(raw, signed(search_key, timestamp=now + tolerance + 5)))
     assert send(raw, signed(search_key, timestamp=now - tolerance + 30)).status_code == 200
     header = signed(search_key)["Authorization"]
-    stamped = int(re.search(r"timestamp=(\d+)", header).group(1))  # the clock may have ticked since `now`
+    found = re.search(r"timestamp=(\d+)", header)
+    assert found is not None
+    stamped = int(found.group(1))  # the clock may have ticked since `now`
     edited = header.replace(f"timestamp={stamped}", f"timestamp={stamped + 1}")
     assert edited != header
     assert_401(send(raw, {"Authorization": edited}))
@@ -124,7 +128,7 @@ def test_keys_are_stored_only_as_hashes(search_key, database_url) -> None:
 
     with psycopg.connect(database_url) as conn:
         dump = " ".join(
-            conn.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} t").fetchone()[0]  # noqa: S608
+            one(conn.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {table} t").fetchone())[0]  # noqa: S608
             for table in ("api_clients", "api_keys", "api_key_secrets")
         )
     assert search_key.key_id in dump
@@ -132,7 +136,7 @@ def test_keys_are_stored_only_as_hashes(search_key, database_url) -> None:
     assert hashlib.sha256(search_key.secret.encode()).hexdigest() in dump
 
 
-def wrong(key):
+def wrong(key: IssuedSecret) -> dict[str, str]:
     """A header with `key`'s id and a signature under another secret: what anyone who saw the id can send."""
     return {
         "Authorization": sign_request(
@@ -209,7 +213,7 @@ def test_a_key_without_the_scope_spends_no_budget_and_stores_no_nonce(raw, searc
     assert response.status_code == 403
     with psycopg.connect(database_url) as conn:
         budgets = [row[0] for row in conn.execute("SELECT budget FROM rate_budgets").fetchall()]
-        nonces = conn.execute("SELECT count(*) FROM api_nonces").fetchone()[0]
+        (nonces,) = one(conn.execute("SELECT count(*) FROM api_nonces").fetchone())
     assert not [name for name in budgets if name.startswith("api:mutation:")]
     assert nonces == 0
 
@@ -221,13 +225,12 @@ def test_refused_requests_write_a_bounded_number_of_rows(raw, search_key, api, d
 
     def counts() -> tuple[int, int]:
         with psycopg.connect(database_url) as conn:
-            return (
-                conn.execute("SELECT count(*) FROM rate_budgets").fetchone()[0],
-                conn.execute("SELECT count(*) FROM api_nonces").fetchone()[0],
-            )
+            (budgets,) = one(conn.execute("SELECT count(*) FROM rate_budgets").fetchone())
+            (nonces,) = one(conn.execute("SELECT count(*) FROM api_nonces").fetchone())
+            return budgets, nonces
 
     before = counts()
-    statuses = Counter()
+    statuses: Counter[int] = Counter()
     for n in range(1000):  # a fresh, well-formed, unknown key id each time
         forged = sign_request(key_id=f"ck{n:016x}", secret="guess", method="GET", path=PATH, query="limit=1")
         statuses[send(raw, {"Authorization": forged.header()}).status_code] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -139,5 +140,6 @@ def test_only_an_unreachable_database_is_a_503(
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM
     assert ("retry-after" in response.headers) == (status == 503)
-    logged = [record for record in caplog.records if record.getMessage() == "database unavailable"]
+    # Any: `error` is the log call's extra field, an attribute LogRecord does not declare.
+    logged: list[Any] = [record for record in caplog.records if record.getMessage() == "database unavailable"]
     assert [record.error.split(":")[0] for record in logged] == ([type(error).__name__] if status == 503 else [])

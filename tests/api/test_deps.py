@@ -21,6 +21,7 @@ from api.deps import AppState, Connection, SearchCaller
 from api.problems import Problem
 from caratflow_client.client import CaratflowAuth
 from shared.config import Settings
+from shared.db.rows import one
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +73,7 @@ def test_the_connection_goes_back_to_the_pool_before_a_streamed_body(api_setting
         async def body() -> AsyncIterator[bytes]:
             seen["stream"] = checkouts.out
             async with state.connection() as own:
-                yield str((await (await own.execute("SELECT 1")).fetchone())[0]).encode()
+                yield str(one(await (await own.execute("SELECT 1")).fetchone())[0]).encode()
 
         return StreamingResponse(body())
 

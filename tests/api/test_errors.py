@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -11,10 +13,10 @@ import pytest
 PROBLEM_KEYS = {"type", "title", "status", "detail", "hint", "correlation_id"}
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict:
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) >= PROBLEM_KEYS
     assert body["status"] == status
     assert body["type"] == f"urn:caratflow:problem:{slug}"
@@ -61,7 +63,7 @@ def test_oversized_bodies_are_refused_while_read(client, api) -> None:
     declared = client.http.post("/api/v1/diamonds", content=b"x" * (limit + 1))
     assert_problem(declared, 413, "body-too-large")
 
-    def chunks():  # no Content-Length: the limit applies as the body streams in
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as the body streams in
         for _ in range(limit // 1024 + 2):
             yield b"y" * 1024
 

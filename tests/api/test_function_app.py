@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import azure.functions as func
 import pytest
 
 import function_app
 from api import functions
+from api.deps import durable_client
 from local_host.host import indexed
+
+T = TypeVar("T")
 
 # What the host passes for a durableClient binding (the SDK turns it into a client object).
 BINDING = json.dumps(
@@ -24,7 +29,7 @@ BINDING = json.dumps(
 )
 
 
-async def closing(call):
+async def closing(call: Awaitable[T]) -> T:
     """Await `call`, then close the app's pool in the same event loop. The Functions worker's loop lives
     as long as the process; a test's asyncio.run ends with it, and cancelling a pool's tasks that are
     still connecting could wait forever (it hung a CI run)."""
@@ -54,7 +59,7 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
     original = functions._asgi
 
     def spy():
-        seen.append(functions.durable_client.get())
+        seen.append(durable_client.get())
         return original()
 
     functions._asgi = spy
@@ -64,7 +69,7 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
             "GET", "http://localhost/api/v1/nowhere", headers={"x-correlation-id": "az-1"}, body=b""
         )
 
-        async def both():
+        async def both() -> tuple[func.HttpResponse, func.HttpResponse]:
             first = await http_api(req=ready, context=None, client=binding)
             return first, await http_api(req=nowhere, context=None, client=binding)
 
@@ -77,7 +82,7 @@ def test_http_function_serves_the_fastapi_app(http_api) -> None:
     assert missing.headers["content-type"] == "application/problem+json"
     assert json.loads(missing.get_body())["correlation_id"] == "az-1"
     assert [client._orchestration_bindings.task_hub_name for client in seen] == ["caratflowtest"] * 2
-    assert functions.durable_client.get() is None
+    assert durable_client.get() is None
 
 
 @pytest.mark.parametrize(

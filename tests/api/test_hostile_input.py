@@ -79,9 +79,11 @@ class Operation:
 def _resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
     for option in [schema, *schema.get("anyOf", []), *schema.get("allOf", [])]:
         if "$ref" in option:
-            return components[option["$ref"].rsplit("/", 1)[-1]]
+            referred: dict[str, Any] = components[option["$ref"].rsplit("/", 1)[-1]]
+            return referred
         if "properties" in option:
-            return option
+            found: dict[str, Any] = option
+            return found
     return {}
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import catalogue_rows
 import httpx
@@ -24,6 +25,7 @@ from shared.access import server_keys
 from shared.access.server_keys import ServerKeys
 from shared.catalogue import cursor, media
 from shared.config import Settings
+from shared.db.rows import one
 
 PHOTO = os.urandom(300_000)
 CLIP = os.urandom(50_000)
@@ -114,18 +116,19 @@ def api_settings(api_settings: Settings, hosts) -> Settings:
 
 
 @pytest.fixture
-def stones(database_url: str) -> list[dict]:
+def stones(database_url: str) -> list[dict[str, Any]]:
     rows = [r for r in catalogue_rows.make_rows(40, seed=9) if r["delisted_at"] is None]
     catalogue_rows.insert(database_url, rows)
     return rows
 
 
-def _link(client, database_url: str, stone: dict, url: str | None, column: str = "image_url") -> str:
+def _link(client, database_url: str, stone: dict[str, Any], url: str | None, column: str = "image_url") -> str:
     """Give `stone` this supplier URL and return the link the API hands partners for it."""
     with psycopg.connect(database_url) as conn:
         statement = sql.SQL("UPDATE diamonds SET {} = %s WHERE diamond_id = %s").format(sql.Identifier(column))
         conn.execute(statement, (url, stone["diamond_id"]))
-    return client.diamond(str(stone["diamond_id"]))[column]
+    link: str = client.diamond(str(stone["diamond_id"]))[column]
+    return link
 
 
 def _path(link: str) -> str:
@@ -302,9 +305,11 @@ def test_no_partner_answer_names_the_supplier_media_host(client, run_sync, datab
     """A real sync from the feed emulator: the catalogue holds its media URLs, no answer shows them."""
     run_sync("nivoda-natural")
     with psycopg.connect(database_url) as conn:
-        held = conn.execute(
-            "SELECT count(image_url), count(video_url), count(v360_url), count(certificate_url) FROM diamonds"
-        ).fetchone()
+        held = one(
+            conn.execute(
+                "SELECT count(image_url), count(video_url), count(v360_url), count(certificate_url) FROM diamonds"
+            ).fetchone()
+        )
     assert all(held), "the emulator's stones carry supplier media URLs"
     hosts = (MEDIA.split("://")[1], CERTIFICATES.split("://")[1], "nivoda-emulator")
     bodies: list[str] = []

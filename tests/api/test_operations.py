@@ -84,7 +84,9 @@ def test_dead_letter_purge_then_replay(ops, feed, database_url) -> None:
     assert replay["partitions"] == 1
     wait_for(ops, second, ("succeeded",))
     with psycopg.connect(database_url) as conn:
-        statuses = dict(conn.execute("SELECT dead_letter_id::text, status FROM dead_letters").fetchall())
+        statuses: dict[str, str] = dict(
+            conn.execute("SELECT dead_letter_id::text, status FROM dead_letters").fetchall()
+        )
     assert statuses == {purged_letter["dead_letter_id"]: "purged", letter["dead_letter_id"]: "replayed"}
 
 

@@ -16,6 +16,7 @@ import pytest
 from ports import free_port
 
 from caratflow_client import CaratflowAuth
+from shared.db.rows import one
 
 RATE_PER_MINUTE, BURST = 120, 10
 
@@ -86,9 +87,13 @@ def test_search_and_mutation_budgets_are_separate(database_url) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
 
         def admit(budget: str) -> bool:
-            return conn.execute(
-                "SELECT admitted FROM caratflow_admit(%s, %s, 2)", (budget, timedelta(minutes=1))
-            ).fetchone()[0]
+            (admitted,) = one(
+                conn.execute(
+                    "SELECT admitted FROM caratflow_admit(%s, %s, 2)", (budget, timedelta(minutes=1))
+                ).fetchone()
+            )
+            answer: bool = admitted
+            return answer
 
         assert [admit("api:search:acme") for _ in range(3)] == [True, True, False]
         assert [admit("api:mutation:acme") for _ in range(3)] == [True, True, False]

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from ports import free_port
@@ -35,9 +36,9 @@ class Answer:
     headers: dict[str, str]
     body: bytes
 
-    def problem(self) -> dict:
+    def problem(self) -> dict[str, Any]:
         assert self.headers["content-type"] == "application/problem+json", self.headers
-        document = json.loads(self.body)
+        document: dict[str, Any] = json.loads(self.body)
         assert document["status"] == self.status
         assert document["type"].startswith("urn:caratflow:problem:")
         assert document["correlation_id"] == self.headers["x-correlation-id"]
@@ -146,9 +147,9 @@ def test_an_overlong_request_line_gets_414_before_the_rest_is_read(port) -> None
     assert answer.problem()["type"] == "urn:caratflow:problem:request-line-too-long"
     assert answer.headers["connection"] == "close"
 
-    answer, accepted, cut_off = flood(port, b"GET /api/health?pad=")
-    assert answer is not None
-    assert answer.status == 414
+    flooded, accepted, cut_off = flood(port, b"GET /api/health?pad=")
+    assert flooded is not None
+    assert flooded.status == 414
     # Before the limits uvicorn took all 64 MiB (6 s), then answered 400.
     assert accepted < ATTACK_BYTES // 4
     assert cut_off
@@ -164,9 +165,9 @@ def test_oversized_headers_get_431(port) -> None:
         assert answer.status == 431
         assert answer.problem()["type"] == "urn:caratflow:problem:headers-too-large"
 
-    answer, accepted, cut_off = flood(port, get()[:-2] + b"X-Pad: ")
-    assert answer is not None
-    assert answer.status == 431
+    flooded, accepted, cut_off = flood(port, get()[:-2] + b"X-Pad: ")
+    assert flooded is not None
+    assert flooded.status == 431
     assert accepted < ATTACK_BYTES // 4
     assert cut_off
 

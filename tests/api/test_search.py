@@ -176,7 +176,7 @@ def test_vocabularies_match_the_database(database_url) -> None:
     from shared.catalogue import vocabulary
 
     with psycopg.connect(database_url) as conn:
-        stored = dict(
+        stored: dict[str, list[str]] = dict(
             conn.execute(
                 "SELECT vocabulary, array_agg(DISTINCT canonical ORDER BY canonical) FROM grade_aliases GROUP BY 1"
             ).fetchall()

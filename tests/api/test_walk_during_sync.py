@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,7 +22,7 @@ def test_walk_while_a_full_sync_writes(client, run_sync, feed, database_url) -> 
     before = listed_ids(database_url)
     feed.inventory.tick(sold=0.05, repriced=0.3, added=0.05)
     done = threading.Event()
-    outcome: list[dict] = []
+    outcome: list[dict[str, Any]] = []
 
     def sync() -> None:
         try:

@@ -8,10 +8,12 @@ the API fixtures it builds on (tests/api/conftest.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from ports import free_port
+from psycopg_pool import ConnectionPool
 from served import serve
 
 from api.app import create_app
@@ -19,10 +21,25 @@ from caratflow_client import CaratflowClient
 from cli.main import main as cli_main
 from local_host.client import AsyncLocalClient
 from local_host.runtime import LocalRuntime
+from shared.access.keys import IssuedSecret
+from shared.config import Settings
+
+
+class OperatorClient(CaratflowClient):
+    """A client holding an admin key, with the local host behind the API and what `caratflow admin` needs."""
+
+    environ: dict[str, str]
+    runtime: LocalRuntime
 
 
 @pytest.fixture
-def ops(api_settings, sync_settings_for, pool, database_url, issue_key) -> Iterator[CaratflowClient]:
+def ops(
+    api_settings: Settings,
+    sync_settings_for: Callable[..., Settings],
+    pool: ConnectionPool,
+    database_url: str,
+    issue_key: Callable[..., IssuedSecret],
+) -> Iterator[OperatorClient]:
     """The API with a local host behind it, and a client holding an admin key; the client carries
     the local host (`.runtime`) and the environment `caratflow admin` needs (`.environ`)."""
     settings = sync_settings_for(
@@ -33,7 +50,8 @@ def ops(api_settings, sync_settings_for, pool, database_url, issue_key) -> Itera
         port = free_port()
         server, thread = serve(create_app(settings, url=database_url, durable=AsyncLocalClient(runtime.client)), port)
         try:
-            with CaratflowClient(f"http://127.0.0.1:{port}", admin.key_id, admin.secret) as client:
+            client = OperatorClient(f"http://127.0.0.1:{port}", admin.key_id, admin.secret)
+            with client:
                 client.environ = {
                     "CARATFLOW_API_URL": f"http://127.0.0.1:{port}",
                     "CARATFLOW_KEY_ID": admin.key_id,
@@ -46,7 +64,7 @@ def ops(api_settings, sync_settings_for, pool, database_url, issue_key) -> Itera
             thread.join(10)
 
 
-def wait_for(client: CaratflowClient, run_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:
+def wait_for(client: CaratflowClient, run_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         shown = client.run(run_id)
@@ -56,7 +74,9 @@ def wait_for(client: CaratflowClient, run_id: str, statuses: tuple[str, ...], ti
     raise AssertionError(f"run {run_id} never reached {statuses}: {shown['run']}")
 
 
-def admin_cli(client: CaratflowClient, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+def admin_cli(
+    client: OperatorClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
     for name, value in client.environ.items():
         monkeypatch.setenv(name, value)
     code = cli_main(["admin", *args])

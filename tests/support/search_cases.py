@@ -3,7 +3,9 @@ sort keys in Python, and helpers over catalogue rows (tests/support/catalogue_ro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 CLARITY_RANK = {
     grade: n
@@ -13,15 +15,19 @@ CLARITY_RANK = {
 }
 
 
-def listed(rows):
+Row = dict[str, Any]  # a catalogue row (tests/support/catalogue_rows.py)
+
+
+def listed(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r["delisted_at"] is None]
 
 
-def ids(rows):
+def ids(rows: list[Row]) -> list[str]:
     return [str(r["diamond_id"]) for r in rows]
 
 
-FILTERS = [
+# Search parameters, and which rows they match.
+FILTERS: list[tuple[dict[str, Any], Callable[[Row], bool]]] = [
     ({"shape": ["OVAL", "PEAR"]}, lambda r: r["shape"] in ("OVAL", "PEAR")),
     ({"carats_min": "1.00", "carats_max": "1.50"}, lambda r: Decimal("1") <= r["carats"] <= Decimal("1.5")),
     ({"color": ["D", "E"]}, lambda r: r["color"] in ("D", "E")),
@@ -49,7 +55,7 @@ FILTERS = [
 ]
 
 
-SORTS = {
+SORTS: dict[str, Callable[[Row], Any]] = {
     "price_cents": lambda r: r["price_cents"],
     "price_per_carat_cents": lambda r: r["price_per_carat_cents"],
     "carats": lambda r: r["carats"],

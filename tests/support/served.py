@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
 
-def serve(app, port: int, **options) -> tuple[uvicorn.Server, threading.Thread]:
+def serve(app: Callable[..., Any], port: int, **options: Any) -> tuple[uvicorn.Server, threading.Thread]:
     """`options` go to uvicorn.Config as they are, e.g. `http=` for the protocol `caratflow serve` uses."""
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", **options)
     server = uvicorn.Server(config)
