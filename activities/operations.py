@@ -8,6 +8,7 @@ started without asking) returns `refused` with the reason instead of changing an
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import azure.durable_functions as df
 
@@ -23,7 +24,7 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def replay_run(request: dict) -> dict:
+def replay_run(request: dict[str, Any]) -> dict[str, Any]:
     """Reopen a finished run for a dead-letter replay; the partitions to fetch again come back with it."""
     run_id = uuid.UUID(request["run_id"])
     with deps.pool().connection() as conn:
@@ -37,7 +38,7 @@ def replay_run(request: dict) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def resume_run(request: dict) -> dict:
+def resume_run(request: dict[str, Any]) -> dict[str, Any]:
     """Reopen a run that stopped in consolidation and return its descriptor."""
     run_id = uuid.UUID(request["run_id"])
     with deps.pool().connection() as conn:

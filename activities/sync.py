@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import azure.durable_functions as df
 
@@ -31,7 +32,7 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def create_run(request: dict) -> dict:
+def create_run(request: dict[str, Any]) -> dict[str, Any]:
     """Create the run row (idempotent by run_id); hand the orchestrator its policy from the settings."""
     get_feed(request["feed"])  # an unknown feed fails here, loudly, before anything is written
     with deps.pool().connection() as conn:
@@ -50,12 +51,12 @@ def create_run(request: dict) -> dict:
     return run_descriptor(run)
 
 
-def run_of(request: dict) -> Run:
+def run_of(request: dict[str, Any]) -> Run:
     with deps.pool().connection() as conn:
         return load_run(conn, uuid.UUID(request["run_id"]))
 
 
-def run_descriptor(run: Run) -> dict:
+def run_descriptor(run: Run) -> dict[str, Any]:
     """What an orchestrator needs to drive a run: its identity and the policy from the settings."""
     settings = deps.settings()
     return {
@@ -74,7 +75,7 @@ def run_descriptor(run: Run) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def plan_run(request: dict) -> dict:
+def plan_run(request: dict[str, Any]) -> dict[str, Any]:
     """Plan the run's partitions (once) and return their numbers."""
     settings = deps.settings()
     run = run_of(request)
@@ -103,7 +104,7 @@ def plan_run(request: dict) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def fetch_partition(request: dict) -> dict:
+def fetch_partition(request: dict[str, Any]) -> dict[str, Any]:
     """Fetch one partition from its checkpoint; raises on failure so the durable retry applies.
     Input: {run_id, feed, partition_no}."""
     settings = deps.settings()
@@ -138,7 +139,7 @@ class CountedSource:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def dead_letter_partition(request: dict) -> dict:
+def dead_letter_partition(request: dict[str, Any]) -> dict[str, Any]:
     """Input: {run_id, feed, partition_no, error}."""
     with deps.pool().connection() as conn:
         run_id = uuid.UUID(request["run_id"])
@@ -150,7 +151,7 @@ def dead_letter_partition(request: dict) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def consolidate_feed(request: dict) -> dict:
+def consolidate_feed(request: dict[str, Any]) -> dict[str, Any]:
     """Work the feed's consolidation backlog for one time slice."""
     settings = deps.settings()
     with deps.pool().connection() as conn:
@@ -173,7 +174,7 @@ def consolidate_feed(request: dict) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def finalize_run(request: dict) -> dict:
+def finalize_run(request: dict[str, Any]) -> dict[str, Any]:
     with deps.pool().connection() as conn:
         lifecycle.set_status(conn, uuid.UUID(request["run_id"]), "finalizing")
         return finalize(conn, uuid.UUID(request["run_id"]))
@@ -181,7 +182,7 @@ def finalize_run(request: dict) -> dict:
 
 @bp.activity_trigger(input_name="request")
 @observed_activity
-def fail_run(request: dict) -> dict:
+def fail_run(request: dict[str, Any]) -> dict[str, Any]:
     with deps.pool().connection() as conn:
         lifecycle.set_status(conn, uuid.UUID(request["run_id"]), "failed", error=request["error"])
     return {"run_id": request["run_id"], "status": "failed", "error": request["error"]}

@@ -18,7 +18,7 @@ from caratflow_client.client import CaratflowClient
 from shared.feed.registry import FEEDS
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin = commands.add_parser("admin", help="operate runs and dead letters through the API (admin key)")
     actions = admin.add_subparsers(dest="action", required=True)
 

@@ -9,7 +9,7 @@ import time
 import uuid
 
 from cli.progress import print_summary, watch
-from local_host.client import InstanceExists
+from local_host.client import InstanceExists, InstanceStatus
 from local_host.runtime import LocalRuntime
 from shared.config import get_settings
 from shared.db.connect import open_migrated_pool
@@ -19,7 +19,7 @@ from shared.runs.starts import REPLAY, SYNC, replay_instance_id, run_request, sy
 from shared.runs.states import UnknownRun
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sync = commands.add_parser("sync", help="run a sync of one feed on the local host and watch it")
     sync.add_argument("--feed", choices=sorted(FEEDS), required=True)
     kind = sync.add_mutually_exclusive_group(required=True)
@@ -58,7 +58,7 @@ def _sync(args: argparse.Namespace) -> int:
     return _report(status)
 
 
-def _report(status) -> int:
+def _report(status: InstanceStatus) -> int:
     if status.runtime_status != "Completed":
         print(f"{status.instance_id}: {status.runtime_status}: {status.error}", file=sys.stderr)
         return 1

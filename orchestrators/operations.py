@@ -13,6 +13,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrators.inputs import request_of
 from orchestrators.sync_run import QUICK_RETRY, consolidate_rounds, fetch_consolidate_finalize
 from shared.telemetry.durable import carry, observed_orchestrator, replay_safe
 
@@ -20,16 +21,16 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def _refused(context: df.DurableOrchestrationContext, outcome: dict) -> dict:
+def _refused(context: df.DurableOrchestrationContext, outcome: dict[str, Any]) -> dict[str, Any]:
     replay_safe(log, context).warning("change refused", extra={"reason": outcome["refused"]})
     return {"run_id": outcome["run_id"], "status": "refused", "reason": outcome["refused"]}
 
 
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
-def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Replay a run's dead-lettered partitions into the same run. Input: {run_id}."""
-    request = context.get_input()
+    request = request_of(context)
     replayed = yield context.call_activity("replay_run", carry(context, {"run_id": request["run_id"]}))
     if "refused" in replayed:
         return _refused(context, replayed)
@@ -39,17 +40,17 @@ def sync_replay(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
 
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
-def sync_resume(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+def sync_resume(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Consolidate a run's backlog and finalize it, for a run whose orchestration stopped in consolidation
     (its consolidators ran out of retries, or the orchestration was lost). Input: {run_id}."""
-    request = context.get_input()
+    request = request_of(context)
     run = yield context.call_activity("resume_run", carry(context, {"run_id": request["run_id"]}))
     if "refused" in run:
         return _refused(context, run)
     olog = replay_safe(log, context)
     olog.info("consolidation resumed", extra={"feed": run["feed"]})
     yield from consolidate_rounds(context, run, run["policy"])
-    summary = yield context.call_activity_with_retry(
+    summary: dict[str, Any] = yield context.call_activity_with_retry(
         "finalize_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"]})
     )
     olog.info("run finished", extra={"status": summary["status"]})

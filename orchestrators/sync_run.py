@@ -19,6 +19,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrators.inputs import request_of
 from orchestrators.retry import BackoffRetryOptions
 from shared.runs.states import CONSOLIDATION_FAILED
 from shared.telemetry.durable import carry, observed_orchestrator, replay_safe
@@ -31,12 +32,12 @@ QUICK_RETRY = BackoffRetryOptions(first_retry_interval_ms=2000, max_attempts=3, 
 
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
-def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """One run of one feed. Input: {feed, kind, trigger, run_id, correlation_id, traceparent}; its
     instance id is the feed's (shared/runs/starts.py), so a feed runs one sync at a time."""
-    request = context.get_input()
+    request = request_of(context)
     olog = replay_safe(log, context)
-    run = yield context.call_activity(
+    run: dict[str, Any] = yield context.call_activity(
         "create_run",
         carry(
             context, {**request, "instance_id": context.instance_id, "as_of": context.current_utc_datetime.isoformat()}
@@ -52,8 +53,8 @@ def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
 
 
 def fetch_consolidate_finalize(
-    context: df.DurableOrchestrationContext, run: dict, partitions: list[int]
-) -> Generator[Any, Any, dict]:
+    context: df.DurableOrchestrationContext, run: dict[str, Any], partitions: list[int]
+) -> Generator[Any, Any, dict[str, Any]]:
     """Fetch the partitions, then consolidate and finalize, unless too few partitions fetched.
 
     The custom status (what `get_status` shows while the run goes) counts partitions by outcome and
@@ -105,7 +106,10 @@ def fetch_consolidate_finalize(
             f"the policy needs {policy['min_success_share']:.0%}"
         )
         olog.error("run failed", extra={"error": error})
-        return (yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error})))
+        failed: dict[str, Any] = yield context.call_activity(
+            "fail_run", carry(context, {"run_id": run["run_id"], "error": error})
+        )
+        return failed
 
     context.set_custom_status({**progress, "stage": "consolidating"})
     try:
@@ -116,10 +120,11 @@ def fetch_consolidate_finalize(
         error = f"{CONSOLIDATION_FAILED}: {failure}"[:2000]
         olog.error("consolidation failed", extra={"error": error})
         context.set_custom_status({**progress, "stage": "failed"})
-        return (yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error})))
+        failed = yield context.call_activity("fail_run", carry(context, {"run_id": run["run_id"], "error": error}))
+        return failed
     context.set_custom_status({**progress, "stage": "finalizing"})
     # Finalize counts the run's outcome from the database, not from what the rounds returned.
-    summary = yield context.call_activity_with_retry(
+    summary: dict[str, Any] = yield context.call_activity_with_retry(
         "finalize_run", QUICK_RETRY, carry(context, {"run_id": run["run_id"]})
     )
     context.set_custom_status({**progress, "stage": summary["status"]})
@@ -127,7 +132,9 @@ def fetch_consolidate_finalize(
     return summary
 
 
-def consolidate_rounds(context: df.DurableOrchestrationContext, run: dict, policy: dict) -> Generator[Any, Any, dict]:
+def consolidate_rounds(
+    context: df.DurableOrchestrationContext, run: dict[str, Any], policy: dict[str, Any]
+) -> Generator[Any, Any, dict[str, int]]:
     """Fan out consolidators until the backlog is empty; each returns after a time slice."""
     totals: dict[str, int] = {}
     round_no = 0
@@ -156,35 +163,34 @@ def consolidate_rounds(context: df.DurableOrchestrationContext, run: dict, polic
 
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
-def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list]:
+def sync_fetch_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list[dict[str, Any]]]:
     """Fetch a batch of partitions in parallel. Never fails: failed partitions come back as such."""
-    request = context.get_input()
-    return (
-        yield context.task_all(
-            [
-                context.call_sub_orchestrator(
-                    "sync_fetch_partition",
-                    carry(
-                        context,
-                        {
-                            "run_id": request["run_id"],
-                            "feed": request["feed"],
-                            "partition_no": number,
-                            "policy": request["policy"],
-                        },
-                    ),
-                )
-                for number in request["partitions"]
-            ]
-        )
+    request = request_of(context)
+    outcomes: list[dict[str, Any]] = yield context.task_all(
+        [
+            context.call_sub_orchestrator(
+                "sync_fetch_partition",
+                carry(
+                    context,
+                    {
+                        "run_id": request["run_id"],
+                        "feed": request["feed"],
+                        "partition_no": number,
+                        "policy": request["policy"],
+                    },
+                ),
+            )
+            for number in request["partitions"]
+        ]
     )
+    return outcomes
 
 
 @bp.orchestration_trigger(context_name="context")
 @observed_orchestrator
-def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     """Fetch one partition with durable retries; after the last attempt it becomes a dead letter."""
-    request = context.get_input()
+    request = request_of(context)
     policy = request["policy"]
     retry = BackoffRetryOptions(
         first_retry_interval_ms=policy["fetch_retry_first_ms"],
@@ -195,7 +201,8 @@ def sync_fetch_partition(context: df.DurableOrchestrationContext) -> Generator[A
         context, {"run_id": request["run_id"], "feed": request["feed"], "partition_no": request["partition_no"]}
     )
     try:
-        return (yield context.call_activity_with_retry("fetch_partition", retry, target))
+        fetched: dict[str, Any] = yield context.call_activity_with_retry("fetch_partition", retry, target)
+        return fetched
     except Exception as failure:  # noqa: BLE001 - the SDK raises plain Exception for a failed activity
         replay_safe(log, context).warning(
             "partition dead-lettered",

@@ -63,4 +63,5 @@ async def purge_orchestration_history(client: Any, cutoff: datetime) -> int:
     result = await client.purge_instance_history_by(
         created_time_from=EPOCH, created_time_to=cutoff, runtime_status=FINISHED
     )
-    return result.instances_deleted
+    deleted: int = result.instances_deleted
+    return deleted

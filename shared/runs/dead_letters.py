@@ -82,13 +82,15 @@ def dead_letter_partition(conn: psycopg.Connection, run_id: uuid.UUID, partition
 def count_open(conn: psycopg.Connection, run_id: uuid.UUID) -> int:
     row = conn.execute(_OPEN_COUNT, (run_id,)).fetchone()
     assert row is not None
-    return row[0]
+    count: int = row[0]
+    return count
 
 
 async def acount_open(conn: AsyncConnection, run_id: uuid.UUID) -> int:
     row = await (await conn.execute(_OPEN_COUNT, (run_id,))).fetchone()
     assert row is not None
-    return row[0]
+    count: int = row[0]
+    return count
 
 
 def mark_replaying(conn: psycopg.Connection, run_id: uuid.UUID) -> list[int]:
@@ -112,7 +114,9 @@ def mark_replayed(conn: psycopg.Connection, run_id: uuid.UUID) -> None:
     )
 
 
-def list_letters(conn: psycopg.Connection, status: str | None, run_id: uuid.UUID | None, limit: int) -> list[dict]:
+def list_letters(
+    conn: psycopg.Connection, status: str | None, run_id: uuid.UUID | None, limit: int
+) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(_LIST, {"status": status, "run": run_id, "limit": limit}).fetchall()
 

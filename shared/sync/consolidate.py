@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from shared.db.rows import one
 from shared.pricing.repository import active_rule_set
 from shared.pricing.sql import price_of
 from shared.sync.bounds import MappingBounds
@@ -104,7 +105,7 @@ def consolidate(
             # Nothing claimable. Rows another worker holds are either being finished by it or
             # abandoned; wait for their leases (a live worker renews, a dead one's lapse) and look again.
             with pool.connection() as conn:
-                (held_for,) = conn.execute(_HELD_FOR, params).fetchone()
+                (held_for,) = one(conn.execute(_HELD_FOR, params).fetchone())
             if held_for is None:
                 return result
             if time.monotonic() + held_for > deadline:
@@ -122,7 +123,7 @@ def consolidate(
 
 def _write_batch(conn: psycopg.Connection, params: dict[str, Any], result: ConsolidationResult) -> None:
     """Map, price and write the rows this worker holds, in the caller's transaction."""
-    (held,) = conn.execute(_LOCK, params).fetchone()
+    (held,) = one(conn.execute(_LOCK, params).fetchone())
     # Room for a batch's payloads in memory: the mapping materialises them once instead of spilling.
     conn.execute("SET LOCAL work_mem = '64MB'")
     conn.execute(_MAP, {**params, "aliases": _aliases(conn)})
@@ -130,14 +131,14 @@ def _write_batch(conn: psycopg.Connection, params: dict[str, Any], result: Conso
     version = rules.version
     # No parameters: the generated SQL carries its values as literals (a % in one is then no placeholder).
     priced = conn.execute(sql.SQL(_PRICE).format(version=version, price=price_of(rules, "m"))).rowcount
-    (unpriced,) = conn.execute("SELECT count(*) FROM priced WHERE pricing_rule_id IS NULL").fetchone()
+    (unpriced,) = one(conn.execute("SELECT count(*) FROM priced WHERE pricing_rule_id IS NULL").fetchone())
     if unpriced:
         raise UnpricedStones(f"pricing version {version} has no rule for {unpriced} stones: it needs a catch-all")
     conn.execute(_CLEAR, params)
     existing, repriced, refused = _write_isolating(conn, params)
     for stone_id, reason in refused:
         conn.execute("UPDATE mapped SET reject_reason = %s WHERE stone_id = %s", (reason, stone_id))
-    rejected, delisted = conn.execute(_REJECT, params).fetchone()
+    rejected, delisted = one(conn.execute(_REJECT, params).fetchone())
     conn.execute(_RELEASE, params)
     result.processed += held
     result.catalogued += priced - len(refused)
@@ -159,7 +160,7 @@ def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[
     """
     try:
         with conn.transaction():
-            existing, _, repriced = conn.execute(_WRITE, params).fetchone()
+            existing, _, repriced = one(conn.execute(_WRITE, params).fetchone())
         return existing, repriced, []
     except psycopg.Error as exc:
         if not _refused_by_row(exc):
@@ -177,7 +178,7 @@ def _write_isolating(conn: psycopg.Connection, params: dict[str, Any]) -> tuple[
         conn.execute("INSERT INTO priced SELECT * FROM priced_batch WHERE stone_id = ANY(%s)", (subset,))
         try:
             with conn.transaction():
-                existing, _, repriced = conn.execute(_WRITE, params).fetchone()
+                existing, _, repriced = one(conn.execute(_WRITE, params).fetchone())
         except psycopg.Error as exc:
             if not _refused_by_row(exc):
                 raise
@@ -222,12 +223,15 @@ def _refusal_reason(exc: psycopg.Error) -> str:
 
 def _aliases(conn: psycopg.Connection) -> str:
     """The grade vocabularies as one JSON object, looked up per value by the mapping."""
-    (aliases,) = conn.execute(
-        """SELECT jsonb_object_agg(vocabulary, spellings)::text FROM (
-               SELECT vocabulary, jsonb_object_agg(alias, canonical) AS spellings
-               FROM grade_aliases GROUP BY vocabulary) AS v"""
-    ).fetchone()
-    return aliases
+    (aliases,) = one(
+        conn.execute(
+            """SELECT jsonb_object_agg(vocabulary, spellings)::text FROM (
+                   SELECT vocabulary, jsonb_object_agg(alias, canonical) AS spellings
+                   FROM grade_aliases GROUP BY vocabulary) AS v"""
+        ).fetchone()
+    )
+    vocabularies: str = aliases
+    return vocabularies
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 
@@ -88,7 +89,7 @@ class Contender:
     item: FeedItem | None = None  # None: the raw row's item
 
     @property
-    def rank(self) -> tuple:
+    def rank(self) -> tuple[Any, ...]:
         # The duplicate rule of the module docstring; a missing price ranks last.
         return (self.price is None, self.price or 0, self.offer_id, self.payload_hash, self.position)
 
@@ -146,7 +147,7 @@ def resolve(
     return winners, duplicates
 
 
-def _winner_arrays(winners: dict[str, Contender]) -> dict[str, list]:
+def _winner_arrays(winners: dict[str, Contender]) -> dict[str, list[Any]]:
     return {
         "stones": list(winners),
         "w_partition": [w.position[0] for w in winners.values()],
@@ -156,7 +157,7 @@ def _winner_arrays(winners: dict[str, Contender]) -> dict[str, list]:
     }
 
 
-def _loser_row(run_id: uuid.UUID, feed: str, stone_id: str, lost: Contender, won: Contender) -> tuple:
+def _loser_row(run_id: uuid.UUID, feed: str, stone_id: str, lost: Contender, won: Contender) -> tuple[Any, ...]:
     assert lost.item is not None
     return (
         run_id,

@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from shared.db.rows import one
 from shared.feed.page import FeedPage
 from shared.feed.source import FeedSource, PriceBand
 from shared.runs import partitions
@@ -206,9 +208,9 @@ def _write_items(
                 (item.stone_id, item.offer_id, item.payload, item.payload_hash, winner.price, winner.position[2])
             )
     params = {"feed": feed, "run": run_id, "partition": partition_no, "offset": page.offset}
-    new, changed = conn.execute(_UPSERT, params).fetchone()
+    new, changed = one(conn.execute(_UPSERT, params).fetchone())
     return new, changed, duplicates
 
 
-def _result(partition_no: int, state: dict) -> PartitionResult:
+def _result(partition_no: int, state: dict[str, Any]) -> PartitionResult:
     return PartitionResult(partition_no, state["status"], state["rows_fetched"], state["rows_rejected"], state["pages"])

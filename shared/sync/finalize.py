@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from shared.db.rows import one
 from shared.notify.events import record_event
 from shared.runs import dead_letters, lifecycle, partitions
 from shared.runs.reads import load_run
@@ -67,10 +68,11 @@ def finalize_run(conn: psycopg.Connection, run_id: uuid.UUID) -> dict[str, Any]:
         totals = partitions.totals(conn, run_id)
         timing = lifecycle.lock_for_finalize(conn, run_id)
         if timing["summary"] is not None:
-            return timing["summary"]  # finalized already: the same summary again
+            finalized: dict[str, Any] = timing["summary"]  # finalized already: the same summary again
+            return finalized
         params = {"feed": run.feed, "run": run_id}
         with conn.cursor(row_factory=dict_row) as cur:
-            consolidated = cur.execute(_CONSOLIDATED, {**params, "started_at": timing["started_at"]}).fetchone()
+            consolidated = one(cur.execute(_CONSOLIDATED, {**params, "started_at": timing["started_at"]}).fetchone())
         complete = totals["partitions"] > 0 and totals["fetched_partitions"] == totals["partitions"]
         # Both join every stone of the feed: hash joins, whatever the estimates (see the module's docstring).
         conn.execute("SET LOCAL enable_nestloop = off")
