@@ -29,7 +29,8 @@ durable_client: ContextVar[Any] = ContextVar("durable_client", default=None)
 
 
 async def _app_state(request: Request) -> ApiState:
-    return request.app.state.api  # set by create_app
+    state: ApiState = request.app.state.api  # set by create_app
+    return state
 
 
 AppState = Annotated[ApiState, Depends(_app_state)]

@@ -226,7 +226,7 @@ def run_sync(runtime):
 
 
 @pytest.fixture
-def catalogue(database_url: str) -> list[dict]:
+def catalogue(database_url: str) -> list[dict[str, Any]]:
     """1,500 listed stones of every grade, inserted straight into the catalogue (no sync)."""
     rows = catalogue_rows.make_rows(1500)
     catalogue_rows.insert(database_url, rows)
