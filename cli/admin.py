@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
-import httpx
-
 from caratflow_client.client import CaratflowClient
+from cli.signed import through_api
 from shared.feed.registry import FEEDS
 
 
@@ -75,20 +73,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _admin(args: argparse.Namespace) -> int:
-    try:
-        client = CaratflowClient.from_environment()
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 2
-    with client:
-        try:
-            result = args.call(args, client)
-        except httpx.HTTPStatusError as exc:
-            print(f"HTTP {exc.response.status_code}: {exc.response.text}", file=sys.stderr)
-            return 1
-        if result is not None:
-            print(json.dumps(result, indent=2, default=str))
-    return 0
+    code, _ = through_api(lambda client: args.call(args, client), command="caratflow admin")
+    return code
 
 
 def _watch(args: argparse.Namespace, client: CaratflowClient) -> Any:

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from caratflow_client.client import CaratflowClient
+from cli.signed import through_api
 from shared.pricing.audit import ACTIONS
 
 # What a read of a set shows besides its content; `edit` takes a file that `show` printed.
@@ -116,23 +114,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _pricing(args: argparse.Namespace) -> int:
-    try:
-        client = CaratflowClient.from_environment()
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 2
-    with client:
-        try:
-            result = args.call(args, client)
-        except httpx.HTTPStatusError as exc:
-            print(f"HTTP {exc.response.status_code}: {exc.response.text}", file=sys.stderr)
-            return 1
-        except (OSError, ValueError) as exc:  # the file to read: missing, or neither YAML nor JSON
-            print(f"caratflow pricing: {exc}", file=sys.stderr)
-            return 2
-        if result is not None:
-            print(json.dumps(result, indent=2, default=str))
-    return 1 if isinstance(result, dict) and result.get("valid") is False else 0
+    # A file to read that is missing, or neither YAML nor JSON, is the caller's to fix: exit 2.
+    code, result = through_api(
+        lambda client: args.call(args, client), command="caratflow pricing", local_errors=(OSError, ValueError)
+    )
+    return 1 if code == 0 and isinstance(result, dict) and result.get("valid") is False else code
 
 
 def _load(path: Path) -> Any:

@@ -10,10 +10,7 @@ orchestration (`reprice-<job id>`).
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -21,10 +18,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from api.deps import AppState, DurableClient, PricingCaller
-from api.encoding import JsonResponse, encode
+from api.encoding import JsonResponse
 from api.problems import Problem
 from api.routes.pricing_calls import PROBLEMS, actor, call, job_view
 from api.routes.pricing_models import INT_MAX
+from api.streams import Look, event_stream
 from shared.pricing import audit, repricing
 from shared.pricing.charge import BIGINT_MAX
 from shared.pricing.repricing_starts import start_repricing
@@ -60,41 +58,12 @@ async def get_job_events(
     """`progress` whenever the job moves, `end` when it has ended (succeeded, failed or cancelled),
     `timeout` after max_seconds (reconnect to go on); as GET /api/v1/runs/{run_id}/events."""
     await call(state, repricing.load_job, job_id)
-    return StreamingResponse(
-        _events(request, state, job_id, interval, max_seconds),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
 
-
-async def _events(
-    request: Request, state: AppState, job_id: uuid.UUID, interval: float, max_seconds: float
-) -> AsyncIterator[bytes]:
-    deadline = time.monotonic() + max_seconds
-    last, sent, quiet_since = None, 0, time.monotonic()
-    while True:
+    async def look() -> Look:
         job = await call(state, repricing.load_job, job_id)
-        snapshot = encode(job_view(job))
-        if snapshot != last:
-            sent += 1
-            last, quiet_since = snapshot, time.monotonic()
-            yield _event("progress", sent, snapshot)
-        if job.finished:
-            yield _event("end", sent + 1, encode({"job_id": str(job_id), "status": job.status}))
-            return
-        if time.monotonic() >= deadline:
-            yield _event("timeout", sent + 1, encode({"job_id": str(job_id), "reconnect": True}))
-            return
-        if time.monotonic() - quiet_since > 15:
-            quiet_since = time.monotonic()
-            yield b": still running\n\n"  # a comment keeps proxies from closing an idle stream
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(interval)
+        return Look(job_view(job), job.status if job.finished else None)
 
-
-def _event(kind: str, number: int, data: bytes) -> bytes:
-    return b"event: " + kind.encode() + b"\nid: " + str(number).encode() + b"\ndata: " + data + b"\n\n"
+    return event_stream(request, look, {"job_id": str(job_id)}, interval=interval, max_seconds=max_seconds)
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, responses=PROBLEMS, summary="Cancel a job: it goes back")

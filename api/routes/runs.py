@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -21,8 +20,9 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.deps import AdminCaller, AppState, Connection, DurableClient
-from api.encoding import JsonResponse, encode
+from api.encoding import JsonResponse
 from api.problems import Problem
+from api.streams import Look, event_stream
 from shared.feed.registry import FeedName
 from shared.runs import dead_letters, lifecycle, reads, starts
 from shared.runs.states import (
@@ -158,49 +158,19 @@ async def get_run_events(
     max_seconds: Annotated[float, Query(ge=1, le=3600)] = 300,
 ) -> StreamingResponse:
     """`progress` whenever the run or a partition changes, `end` when the run finishes, `timeout` after
-    max_seconds (reconnect to go on). Under the Functions host the HTTP worker buffers a response unless
-    HTTP streaming is enabled, so there the events arrive together when the stream ends."""
+    max_seconds (reconnect to go on): api/streams.py."""
     await run_or_404(conn, run_id)
-    return StreamingResponse(
-        _events(request, state, run_id, interval, max_seconds),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
 
-
-async def _events(
-    request: Request, state: AppState, run_id: uuid.UUID, interval: float, max_seconds: float
-) -> AsyncIterator[bytes]:
-    # The handler's connection went back to the pool before the stream began: one per look here.
-    deadline = time.monotonic() + max_seconds
-    last, sent, quiet_since = None, 0, time.monotonic()
-    while True:
-        async with state.connection() as conn:
-            shown = await reads.aprogress(conn, run_id)
+    async def look() -> Look | None:
+        # The handler's connection went back to the pool before the stream began: one per look here.
+        async with state.connection() as looking:
+            shown = await reads.aprogress(looking, run_id)
         if shown is None:  # deleted meanwhile (retention removes finished runs only, so it had ended)
-            yield _event("end", sent + 1, encode({"run_id": str(run_id), "status": "deleted"}))
-            return
-        snapshot = encode(shown)
-        if snapshot != last:
-            sent += 1
-            last, quiet_since = snapshot, time.monotonic()
-            yield _event("progress", sent, snapshot)
-        if shown["run"]["status"] in FINISHED:
-            yield _event("end", sent + 1, encode({"run_id": str(run_id), "status": shown["run"]["status"]}))
-            return
-        if time.monotonic() >= deadline:
-            yield _event("timeout", sent + 1, encode({"run_id": str(run_id), "reconnect": True}))
-            return
-        if time.monotonic() - quiet_since > 15:
-            quiet_since = time.monotonic()
-            yield b": still running\n\n"  # a comment keeps proxies from closing an idle stream
-        if await request.is_disconnected():
-            return
-        await asyncio.sleep(interval)
+            return None
+        status = shown["run"]["status"]
+        return Look(shown, status if status in FINISHED else None)
 
-
-def _event(kind: str, number: int, data: bytes) -> bytes:
-    return b"event: " + kind.encode() + b"\nid: " + str(number).encode() + b"\ndata: " + data + b"\n\n"
+    return event_stream(request, look, {"run_id": str(run_id)}, interval=interval, max_seconds=max_seconds)
 
 
 @router.post(
