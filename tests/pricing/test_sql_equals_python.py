@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from priced_stones import Stone
 from psycopg import sql
 
 from shared.pricing.charge import Terms, charge
@@ -25,19 +25,6 @@ FEEDS, SHAPES = ["nivoda-natural", "nivoda-labgrown", "other"], ["ROUND", "OVAL"
 LABS, COLORS, CLARITIES = ["GIA", "IGI", "HRD"], ["D", "E", "F", "G"], ["VS1", "VS2", "SI1"]
 CARAT_EDGES = [Decimal(edge) for edge in ("0.30", "0.50", "1.00", "1.50", "2.00", "5.00")]
 COST_EDGES = [0, 1, 99, 100, 5_000, 100_000, 250_000, 1_000_000]
-
-
-@dataclass
-class Stone:
-    feed: str
-    shape: str
-    carats: Decimal
-    cost_cents: int
-    lab_grown: bool
-    fancy_color: str | None
-    lab: str | None
-    color: str | None
-    clarity: str | None
 
 
 def _band(edges: st.SearchStrategy[Any]) -> st.SearchStrategy[tuple[Any, Any]]:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from priced_stones import Stone
 
 from shared.pricing.rules import PriceAdjustments, PricingRule, RuleSet, UnpricedStone
 from shared.pricing.sets import RuleSetContent
@@ -157,19 +157,6 @@ def test_errors_come_first() -> None:
 
 
 # --- soundness against the evaluator: a set validation passes prices every stone
-
-
-@dataclass
-class Stone:
-    feed: str
-    shape: str
-    carats: Decimal
-    cost_cents: int
-    lab_grown: bool
-    fancy_color: str | None
-    lab: str | None
-    color: str | None
-    clarity: str | None
 
 
 def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
