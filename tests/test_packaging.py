@@ -77,8 +77,8 @@ def test_function_app_indexes_every_function() -> None:
 def test_every_timer_schedule_setting_is_documented() -> None:
     import json
 
-    from triggers.timers import schedule_setting
     from shared.feed.registry import FEEDS
+    from triggers.timers import schedule_setting
 
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())
     for feed in FEEDS:
