@@ -78,6 +78,21 @@ def summary(database_url: str) -> dict[str, Any]:
     return {key: value for key, value in found.items() if key not in ("run_id", "seconds", "stones_per_second")}
 
 
+def await_run_row(process: subprocess.Popen[bytes], database_url: str, timeout: float = 120) -> None:
+    """Wait until the CLI has started the orchestration and its first activity wrote the run.
+
+    A kill before that leaves nothing to resume (no instance was stored), and a loaded machine can take
+    seconds just to import the CLI: the random moments are counted from here, so that each kill lands in
+    the run (planning, fetching or consolidating), whatever the machine's speed."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while process.poll() is None and time.monotonic() < deadline:
+            if one(conn.execute("SELECT EXISTS (SELECT 1 FROM runs)").fetchone())[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"no run row within {timeout} s (CLI exit code {process.poll()})")
+
+
 def kill_once_consolidating(process: subprocess.Popen[bytes], database_url: str) -> bool:
     """SIGKILL the process once some but not all of its run's batches are consolidated; False if it ended first."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -115,6 +130,7 @@ def test_sigkill_at_random_moments_then_resume(slow_feed, new_database, tmp_path
         env = environment(database, slow_feed, tmp_path / f"trial{trial}")
         served_before = pages_served(slow_feed)
         process = caratflow("sync", "--feed", "nivoda-natural", "--full", env=env)
+        await_run_row(process, database)
         kills = 0
         for _ in range(3):  # killed up to three times per trial, each at a random moment
             time.sleep(chance.uniform(1.0, 3.5))
