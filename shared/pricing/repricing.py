@@ -367,17 +367,6 @@ def _active_version(conn: psycopg.Connection) -> int | None:
 
 
 def _reactivate(conn: psycopg.Connection, version: int) -> None:
-    """A cancel's way back: `version` (the set the job replaced) is active again, the job's target retired."""
-    # TODO(pricing-sets): sets.mark_active only makes the activation's own version active; a lifecycle call
-    # for the way back (the set the activation replaced) should replace these two statements.
-    # Two statements: one active set at a time is a unique index, checked row by row.
-    conn.execute(
-        "UPDATE pricing_rule_sets SET status = 'retired', retired_at = now() WHERE status = 'active'"
-        " AND pricing_version <> %s",
-        (version,),
-    )
-    conn.execute(
-        "UPDATE pricing_rule_sets SET status = 'active', activated_at = now(), retired_at = NULL"
-        " WHERE pricing_version = %s AND status <> 'active'",
-        (version,),
-    )
+    """A cancel's way back: `version` (the set the job replaced) is active again, the job's target retired.
+    The activation is still open while the job cancels, so the lifecycle allows this move."""
+    sets.mark_active(conn, version)
