@@ -4,18 +4,16 @@ activation and revert compared row by row, a sync consolidating while a job runs
 from __future__ import annotations
 
 import uuid
-from decimal import ROUND_HALF_UP, Decimal
-from types import SimpleNamespace
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg.rows import dict_row
+from pricing_api import assert_priced_under
 
 from shared.db.rows import one
 from shared.pricing import repricing, repricing_batches, sets
 from shared.pricing.audit import Actor
-from shared.pricing.repository import rule_set
 from shared.pricing.repricing_starts import REPRICE, reprice_request
 from shared.pricing.rules import PricingRule
 from shared.runs.starts import sync_instance_id, sync_request
@@ -52,19 +50,6 @@ def reprice(runtime: Any, job: repricing.Job, *, batch_size: int = 250, timeout:
     assert status.custom_status["status"] == status.output["status"]  # the last progress shown
     output: dict[str, Any] = status.output
     return output
-
-
-def assert_priced_under(conn: psycopg.Connection, version: int) -> int:
-    """Every stone carries `version` and the price RuleSet.price gives it; how many stones there are."""
-    rules = rule_set(conn, version)
-    with conn.cursor(row_factory=dict_row) as cur:
-        stones = cur.execute("SELECT * FROM diamonds").fetchall()
-    for row in stones:
-        priced = rules.price(SimpleNamespace(**row))
-        per_carat = (Decimal(priced.price_cents) / row["carats"]).quantize(Decimal(1), ROUND_HALF_UP)
-        found = (row["pricing_version"], row["pricing_rule_id"], row["price_cents"], row["price_per_carat_cents"])
-        assert found == (version, priced.rule_id, priced.price_cents, per_carat), row["diamond_id"]
-    return len(stones)
 
 
 def dataset_version(conn: psycopg.Connection) -> int:
